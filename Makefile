@@ -1,0 +1,74 @@
+# tern: `make` builds build/libtern.a, build/libtern.so and build/tern.
+#   make test            every test; ends with "N passed, N failed"
+#   make test-sanitize   the same tests built with AddressSanitizer and UBSan (in build-san/)
+#   make demo            a few `tern sim` scenarios: handshake, close, a lost SYN
+#   make bench           the benchmarks in bench/
+CC ?= cc
+BUILD ?= build
+OPT ?= -O2
+SAN ?=
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
+CFLAGS_ALL := -std=c11 $(OPT) -g $(WARN) -Iinclude -Isrc $(CFLAGS)
+ifeq ($(SAN),1)
+CFLAGS_ALL += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDFLAGS_ALL := -fsanitize=address,undefined $(LDFLAGS)
+else
+LDFLAGS_ALL := $(LDFLAGS)
+endif
+# Tools and tests use POSIX; the library itself needs only C11 and libc.
+TOOL_CFLAGS := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+
+LIB_SRCS := $(sort $(wildcard src/*.c src/link/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_PIC_OBJS := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
+# The pieces of the tern command that tests use too (everything but main).
+TOOL_LIB_SRCS := $(sort $(filter-out tools/tern.c,$(wildcard tools/*.c)))
+TOOL_LIB_OBJS := $(TOOL_LIB_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(sort $(wildcard tests/*.c))
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+HDRS := $(wildcard include/tern/*.h src/*.h src/link/*.h tools/*.h tests/*.h)
+
+all: $(BUILD)/libtern.a $(BUILD)/libtern.so $(BUILD)/tern
+
+$(BUILD)/src/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+$(BUILD)/pic/src/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -c $< -o $@
+$(BUILD)/tools/%.o: tools/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(TOOL_CFLAGS) -Itools -c $< -o $@
+$(BUILD)/tests/%.o: tests/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(TOOL_CFLAGS) -Itools -Itests -c $< -o $@
+
+$(BUILD)/libtern.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/libtern.so: $(LIB_PIC_OBJS)
+	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
+$(BUILD)/tern: $(BUILD)/tools/tern.o $(TOOL_LIB_OBJS) $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+$(BUILD)/tern_tests: $(TEST_OBJS) $(TOOL_LIB_OBJS) $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+
+test: $(BUILD)/tern_tests $(BUILD)/tern
+	TERN_BIN=$(BUILD)/tern $(BUILD)/tern_tests
+
+test-sanitize:
+	$(MAKE) BUILD=build-san SAN=1 OPT=-O1 test
+
+demo: $(BUILD)/tern
+	$(BUILD)/tern sim handshake
+	$(BUILD)/tern sim close
+	$(BUILD)/tern sim syn-lost
+
+bench: all
+	@if [ -f bench/Makefile ]; then $(MAKE) -C bench; else echo "no benchmarks yet"; fi
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all test test-sanitize demo bench clean
+.DELETE_ON_ERROR:

@@ -1,0 +1,357 @@
+/*
+ * The stack's internal structures: the transmission control block (RFC 9293 §3.3.1), the
+ * TIME_WAIT record, and the stack instance that owns them. Shared by every file in src/.
+ */
+#ifndef TERN_INTERNAL_H
+#define TERN_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include "tern/tern.h"
+#include "wire.h"
+#include "timer_wheel.h"
+
+#define TERN_MAX_ADDRS 8
+#define TERN_DEFAULT_MSS 536        /* RFC 9293 §3.7.1: assumed when no MSS option arrives */
+#define TERN_MIN_SND_MSS 48         /* smallest peer MSS honoured (Linux tcp_min_snd_mss) */
+#define TERN_MAX_WINDOW 65535u      /* unscaled window field (window scaling comes later) */
+
+/* ---- random source and keyed hashes ---- */
+
+struct tern_rng {
+	uint64_t s[4]; /* xoshiro256** */
+};
+void rng_seed(struct tern_rng *r, uint64_t seed);
+uint64_t rng_next(struct tern_rng *r);
+/* SipHash-2-4 (Aumasson & Bernstein) with a 128-bit key. */
+uint64_t siphash24(const uint8_t key[16], const void *data, size_t len);
+
+/* ---- byte ring: a send or receive buffer, allocated only while it holds data ---- */
+
+struct ring {
+	uint32_t cap, head, len;
+	uint32_t pad_;
+	uint8_t data[];
+};
+
+/* ---- connection table entries ---- */
+
+enum conn_kind { CK_TCB = 1, CK_TW = 2 };
+
+/* The head of every entry in the 4-tuple table: a TCB or a TIME_WAIT record. */
+struct conn_hdr {
+	struct conn_hdr *hnext;
+	uint32_t laddr, raddr;  /* host order */
+	uint16_t lport, rport;
+	uint8_t kind;           /* enum conn_kind */
+	uint8_t state;          /* enum tern_state */
+	uint8_t flags;          /* TIME_WAIT records: TWF_* */
+	uint8_t spare_;
+};
+
+/*
+ * A connection that reached TIME_WAIT (or an orphaned FIN_WAIT_2, kept the way Linux keeps
+ * it) shrinks to this record: enough to re-acknowledge a retransmitted FIN, answer or accept
+ * a new SYN for the 4-tuple (RFC 9293 §3.6.1, RFC 6191), and expire. 64 bytes on LP64.
+ */
+#define TWF_REUSE 0x01          /* the socket had SO_REUSEADDR */
+struct tern_tw {
+	struct conn_hdr h;      /* h.state: TIME_WAIT, or FIN_WAIT_2 for an orphan */
+	struct tw_node tn;      /* tn.user: the window we advertise in its ACKs */
+	uint32_t snd_nxt, rcv_nxt;
+	uint32_t ts_recent, ts_recent_stamp;
+};
+
+/* Timer kinds multiplexed on one wheel node per TCB (Linux keeps three; one node suffices:
+ * it fires at the earliest armed deadline and the handler re-arms the rest). */
+enum tcb_timer {
+	T_RTX = 0,     /* retransmission (RFC 6298), SYN/SYN-ACK/FIN included */
+	T_DACK,        /* delayed ACK */
+	T_KEEP,        /* keepalive, orphaned FIN_WAIT_2, SYN_RCVD lifetime */
+	T_COUNT
+};
+
+/* TCB flags. */
+#define TF_ACKNOW      0x00000001u /* send an ACK when this event is done */
+#define TF_DACK        0x00000002u /* an ACK is owed (delayed) */
+#define TF_SHUT_WR     0x00000004u /* the application will send no more: FIN follows the data */
+#define TF_SHUT_RD     0x00000008u /* the application will read no more */
+#define TF_FIN_RCVD    0x00000010u /* the peer's FIN is in: end of stream after queued data */
+#define TF_ORPHAN      0x00000020u /* no descriptor and no listener: finishing on its own */
+#define TF_PASSIVE     0x00000040u /* opened by a listener (RFC 9293: "from a passive OPEN") */
+#define TF_ACCEPTQ     0x00000080u /* in its listener's accept queue, not yet accepted */
+#define TF_REUSEADDR   0x00000100u
+#define TF_BOUND       0x00000200u /* bound by bind() or listen(), not by connect() */
+#define TF_HASHED      0x00000400u /* in the 4-tuple table */
+#define TF_NODELAY     0x00000800u
+#define TF_CORK        0x00001000u
+#define TF_KEEPALIVE   0x00002000u
+#define TF_LINGER      0x00004000u /* SO_LINGER on (time in xo) */
+#define TF_EVQ         0x00008000u /* queued in the stack's readiness list */
+#define TF_FIN_SENT    0x00010000u /* our FIN has been sent: snd_max counts it */
+#define TF_PINGPONG    0x00020000u /* interactive: delay the ACK of a FIN (Linux pingpong) */
+#define TF_RTT_VALID   0x00040000u /* rtt_seq/rtt_start time a segment (Karn's rule) */
+#define TF_SYN_RTX     0x00080000u /* the SYN or SYN-ACK was retransmitted */
+#define TF_CONNECTING  0x00100000u /* connect() in progress: report its outcome */
+#define TF_INBOUND     0x00200000u /* a bound socket is in its port's bind bucket */
+#define TF_EOF_SEEN    0x00400000u /* recv() has reported end of stream */
+#define TF_SYN_ACKED   0x00800000u /* our SYN is acknowledged: the send queue starts at snd_una */
+#define TF_USED        0x01000000u /* connect() was called or it came from accept() */
+
+/* Per-socket settings, allocated only when a socket sets one (most never do). 0: default. */
+struct tcb_opts {
+	uint32_t keepidle_ms, keepintvl_ms, keepcnt;
+	uint32_t syn_retries;
+	int32_t linger2_ms;     /* TCP_LINGER2; <0: reset instead of FIN_WAIT_2 */
+	uint32_t user_timeout_ms;
+	uint32_t linger_s;      /* SO_LINGER time */
+	uint32_t maxseg;        /* TCP_MAXSEG */
+};
+
+struct tern_tcb {
+	struct conn_hdr h;      /* tuple and state; in the 4-tuple or listener table */
+	struct tw_node tn;      /* the TCB's one timer; tn.user unused */
+	int32_t fd;             /* -1 when the application holds no descriptor */
+	uint32_t tf;            /* TF_* */
+	uint8_t timers;         /* bit (1 << T_*): armed */
+	uint8_t err;            /* error posted for the application (positive errno), 0: none */
+	uint8_t retransmits;    /* consecutive retransmission timeouts */
+	uint8_t backoff;        /* exponent applied to the RTO */
+	uint8_t probes;         /* keepalive probes unanswered */
+	uint8_t dupacks;
+	uint8_t snd_wscale, rcv_wscale;
+	union {
+		struct {
+			/* Send sequence space, RFC 9293 §3.3.1. snd_max (BSD) is the highest
+			 * sequence number sent; snd_nxt falls back to snd_una on a timeout. */
+			uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
+			uint32_t max_snd_wnd; /* MAX.SND.WND, RFC 5961 §5.2 */
+			/* Receive sequence space. rcv_wup is rcv_nxt when the window was last
+			 * advertised, so rcv_wup + rcv_wnd is the right edge we promised. */
+			uint32_t irs, rcv_nxt, rcv_wnd, rcv_wup;
+		};
+		struct {
+			/* A listener's queues. */
+			struct tern_tcb *acc_head, *acc_tail;
+			uint32_t backlog, acc_len, syn_len;
+		};
+	};
+	uint16_t mss;           /* effective send MSS: min(peer's MSS, ours) */
+	uint16_t advmss;        /* the MSS we advertise */
+	/* RFC 6298 estimator, in microseconds; srtt_us == 0 means no sample yet. */
+	uint32_t srtt_us, rttvar_us;
+	uint32_t rto_ms;
+	uint32_t rtt_seq, rtt_start; /* the timed segment's end and its send tick */
+	uint32_t retrans_stamp; /* tick the oldest unacknowledged segment was first sent */
+	uint32_t t_exp[T_COUNT];/* deadline of each armed timer kind (ticks) */
+	uint32_t cwnd, ssthresh;/* bytes */
+	uint32_t last_rcv;      /* tick of the last segment received (keepalive idle time) */
+	uint32_t last_oow_ack;  /* tick of the last ACK for an out-of-window segment */
+	struct ring *sndq, *rcvq;
+	uint32_t sndbuf, rcvbuf;/* capacities */
+	struct tern_tcb *parent;/* passive open: the listener, until accepted */
+	struct tern_tcb *qnext; /* listener's accept queue */
+	struct tern_tcb *bnext; /* port's bind bucket */
+	struct tcb_opts *xo;    /* per-socket settings, NULL: the stack's */
+	uint32_t total_retrans;
+	uint32_t segs_in, segs_out;
+};
+
+/* A port's owners, for bind() conflicts and ephemeral port choice (RFC 6056). */
+struct bind_bucket {
+	struct bind_bucket *next;
+	struct tern_tcb *owners;  /* TCBs bound to the port (listeners, bound, connected) */
+	uint32_t n_explicit;      /* owners bound by bind()/listen() or accepted from a listener */
+	uint32_t n_tw;            /* TIME_WAIT records on the port */
+	uint32_t n_tw_noreuse;    /* ... whose socket lacked SO_REUSEADDR */
+	uint16_t port;
+};
+
+/* ---- the stack ---- */
+
+struct tern_stack {
+	struct tern_settings set;
+	struct tern_link link;
+	uint64_t now_us;
+	uint32_t now;              /* ticks (ms) */
+	struct tern_rng rng;
+	uint8_t isn_key[16], port_key[16];
+	uint64_t hash_key[2];
+
+	uint32_t addrs[TERN_MAX_ADDRS];
+	unsigned naddrs;
+
+	/* 4-tuple table: TCBs in synchronized and SYN states, and TIME_WAIT records. */
+	struct conn_hdr **ctab;
+	uint32_t cmask, ccount;
+	/* Listeners by local port. */
+	struct tern_tcb **ltab;
+	uint32_t lmask;
+	/* Bind buckets by port. */
+	struct bind_bucket **btab;
+	uint32_t bmask, bcount;
+	/* RFC 6056 Algorithm 4 perturbation table. */
+	uint16_t port_perturb[256];
+
+	/* Descriptors: fds[i] is the TCB, bitmap marks the ones in use (lowest free first). */
+	struct tern_tcb **fds;
+	uint64_t *fd_used;
+	uint32_t fd_cap, fd_hint;
+
+	struct tw_wheel wheel;
+
+	/* Descriptors whose readiness changed, for tern_stack_events(). */
+	int *evq;
+	uint32_t evq_len, evq_cap;
+
+	struct tern_stats stats;
+	tern_trace_fn trace;
+	void *trace_user;
+
+	uint32_t n_tcb, n_tw, n_orphans;
+	size_t mem_bufs;           /* bytes held by send/receive rings */
+	struct ring *ring_cache[2];/* one spare ring of each default size, to avoid malloc churn */
+
+	uint16_t ip_id;            /* IPv4 identification for datagrams that may fragment */
+	uint8_t txbuf[20 + 60];    /* IPv4 + TCP header scratch for output */
+};
+
+/* ---- time ---- */
+static inline uint32_t ms_to_ticks(uint32_t ms) { return ms; }
+static inline int tick_before(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static inline int tick_after_eq(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+
+/* ---- util.c ---- */
+struct ring *ring_get(struct tern_stack *st, uint32_t cap);
+void ring_put(struct tern_stack *st, struct ring *r);
+uint32_t ring_write(struct ring *r, const void *src, uint32_t n);
+uint32_t ring_read(struct ring *r, void *dst, uint32_t n, int consume);
+void ring_consume(struct ring *r, uint32_t n);
+/* Up to two pieces covering n bytes starting off bytes into the ring. Returns pieces used. */
+unsigned ring_peek(const struct ring *r, uint32_t off, uint32_t n, struct tern_iovec iov[2]);
+static inline uint32_t ring_len(const struct ring *r) { return r ? r->len : 0; }
+
+/* ---- stack.c ---- */
+bool stack_is_local(const struct tern_stack *st, uint32_t addr);
+uint32_t stack_source_addr(const struct tern_stack *st, uint32_t dst);
+/* Hand one datagram to the link: IPv4 header built here, TCP/ICMP header and payload given. */
+int ip_output(struct tern_stack *st, uint32_t src, uint32_t dst, uint8_t proto,
+	      const struct tern_iovec *iov, unsigned n, size_t len);
+void stack_trace(struct tern_stack *st, struct tern_trace *ev);
+static inline bool stack_tracing(const struct tern_stack *st) { return st->trace != NULL; }
+void stack_notify(struct tern_stack *st, struct tern_tcb *tcb);
+void stack_unnotify(struct tern_stack *st, struct tern_tcb *tcb);
+void icmp_input(struct tern_stack *st, const struct tern_ip4 *ip);
+
+/* ---- tables.c ---- */
+struct conn_hdr *conn_lookup(struct tern_stack *st, uint32_t laddr, uint16_t lport,
+			     uint32_t raddr, uint16_t rport);
+void conn_insert(struct tern_stack *st, struct conn_hdr *h);
+void conn_remove(struct tern_stack *st, struct conn_hdr *h);
+struct tern_tcb *listener_lookup(struct tern_stack *st, uint32_t laddr, uint16_t lport);
+void listener_insert(struct tern_stack *st, struct tern_tcb *l);
+void listener_remove(struct tern_stack *st, struct tern_tcb *l);
+struct bind_bucket *bind_find(struct tern_stack *st, uint16_t port);
+/* Can tcb bind to (addr, port)? 0 or -EADDRINUSE. */
+int bind_check(struct tern_stack *st, const struct tern_tcb *tcb, uint32_t addr, uint16_t port);
+int bind_add(struct tern_stack *st, struct tern_tcb *tcb, uint16_t port);
+void bind_del(struct tern_stack *st, struct tern_tcb *tcb);
+void bind_tw_add(struct tern_stack *st, uint16_t port, bool reuse);
+void bind_tw_del(struct tern_stack *st, uint16_t port, bool reuse);
+/* RFC 6056 Algorithm 4: a local port for a connection to (raddr, rport), or 0. */
+uint16_t port_choose(struct tern_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport);
+int fd_alloc(struct tern_stack *st, struct tern_tcb *tcb);
+void fd_free(struct tern_stack *st, int fd);
+struct tern_tcb *fd_get(struct tern_stack *st, int fd);
+
+/* ---- tcp_subr.c: TCB life cycle ---- */
+struct tern_tcb *tcb_new(struct tern_stack *st);
+void tcb_set_state(struct tern_stack *st, struct tern_tcb *tcb, int state);
+void trace_state(struct tern_stack *st, const struct conn_hdr *h, int from, int to, int fd);
+/* The connection is over (RFC 9293 "enter CLOSED, delete the TCB"): timers stop, buffers go,
+ * the tuple leaves the table; the TCB itself is freed unless a descriptor still holds it. */
+void tcb_done(struct tern_stack *st, struct tern_tcb *tcb);
+/* Post err for the application and end the connection. */
+void tcb_drop(struct tern_stack *st, struct tern_tcb *tcb, int err);
+void tcb_free(struct tern_stack *st, struct tern_tcb *tcb);
+/* Enter TIME_WAIT (or keep an orphaned FIN_WAIT_2) as a small record; frees the TCB's
+ * connection state. timeout_ms 0: 2*MSL. */
+void tcb_time_wait(struct tern_stack *st, struct tern_tcb *tcb, int state, uint32_t timeout_ms);
+uint32_t tcb_isn(struct tern_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+		 uint16_t rport);
+/* Effective per-socket values. */
+uint32_t tcb_keepidle(const struct tern_stack *st, const struct tern_tcb *tcb);
+uint32_t tcb_keepintvl(const struct tern_stack *st, const struct tern_tcb *tcb);
+uint32_t tcb_keepcnt(const struct tern_stack *st, const struct tern_tcb *tcb);
+uint32_t tcb_syn_retries(const struct tern_stack *st, const struct tern_tcb *tcb);
+int32_t tcb_fin_timeout(const struct tern_stack *st, const struct tern_tcb *tcb);
+struct tcb_opts *tcb_opts(struct tcb_opts **xo);
+/* The send MSS from the peer's SYN options (RFC 9293 §3.7.1). */
+void tcb_set_peer_mss(struct tern_tcb *tcb, const struct tern_tcp_opts *o);
+/* Bytes the application has queued but the peer has not acknowledged, SYN/FIN excluded. */
+static inline uint32_t tcb_snd_queued(const struct tern_tcb *tcb) { return ring_len(tcb->sndq); }
+/* Sequence number just past the last byte the application queued (FIN goes here). */
+uint32_t tcb_snd_end(const struct tern_tcb *tcb);
+uint32_t tcb_events(const struct tern_tcb *tcb);
+
+/* ---- tcp_timer.c ---- */
+void tcb_timer_set(struct tern_stack *st, struct tern_tcb *tcb, enum tcb_timer k, uint32_t ms);
+void tcb_timer_clear(struct tern_stack *st, struct tern_tcb *tcb, enum tcb_timer k);
+void tcb_timer_clear_all(struct tern_stack *st, struct tern_tcb *tcb);
+static inline bool tcb_timer_armed(const struct tern_tcb *tcb, enum tcb_timer k)
+{
+	return (tcb->timers >> k) & 1;
+}
+void timer_fire(void *ctx, struct tw_node *n);
+void tcb_rto_reset(struct tern_stack *st, struct tern_tcb *tcb);
+void tcb_rtt_sample(struct tern_stack *st, struct tern_tcb *tcb, uint32_t rtt_us);
+void tcb_keepalive_reset(struct tern_stack *st, struct tern_tcb *tcb);
+
+/* ---- tcp_output.c ---- */
+/* Send what the state, windows and queues allow; an owed ACK goes out if nothing else does. */
+void tcp_output(struct tern_stack *st, struct tern_tcb *tcb);
+void tcp_send_ack(struct tern_stack *st, struct tern_tcb *tcb);
+void tcp_send_syn(struct tern_stack *st, struct tern_tcb *tcb);
+/* Retransmit the oldest unacknowledged segment (SYN, SYN-ACK, data or FIN). */
+void tcp_retransmit(struct tern_stack *st, struct tern_tcb *tcb);
+/* RST|ACK from the current state (abort, RFC 9293 §3.10.5; unread data at close). */
+void tcp_send_active_reset(struct tern_stack *st, struct tern_tcb *tcb);
+/* A segment for a tuple with no TCB (or a TIME_WAIT record); RFC 9293 §3.10.7.1. */
+void tcp_send_reset_for(struct tern_stack *st, const struct tern_tcp_seg *seg);
+void tcp_send_raw(struct tern_stack *st, uint32_t src, uint32_t dst, uint16_t sport,
+		  uint16_t dport, uint32_t seq, uint32_t ack, uint16_t flags, uint16_t win,
+		  const struct tern_tcp_opts *opts, int fd);
+/* The window to advertise now, never moving the right edge left (RFC 9293 §3.8.6.2.2). */
+uint32_t tcp_select_window(struct tern_stack *st, struct tern_tcb *tcb);
+void tcp_trace_seg(struct tern_stack *st, enum tern_trace_kind kind, const struct tern_seg_info *h,
+		   int fd, const char *reason);
+
+/* ---- tcp_input.c ---- */
+void tcp_input(struct tern_stack *st, const struct tern_ip4 *ip);
+
+/* ---- tcp_timewait.c ---- */
+/* Returns true when the segment was consumed; false means: a new SYN that may open a new
+ * connection through a listener, with *isn the ISN to use (RFC 6191 / Linux tw_isn). */
+bool tw_input(struct tern_stack *st, struct tern_tw *tw, const struct tern_tcp_seg *seg,
+	      uint32_t *isn);
+void tw_expire(struct tern_stack *st, struct tern_tw *tw);
+void tw_kill(struct tern_stack *st, struct tern_tw *tw);
+
+/* ---- listener (tcp_listen.c) ---- */
+void listen_input(struct tern_stack *st, struct tern_tcb *l, const struct tern_tcp_seg *seg,
+		  uint32_t isn);
+/* A passive child finished its handshake: queue it for accept(), or refuse it when full. */
+bool listen_child_established(struct tern_stack *st, struct tern_tcb *child);
+/* Is there room in the accept queue for one more? */
+bool listen_has_room(const struct tern_stack *st, const struct tern_tcb *child);
+void listen_child_gone(struct tern_stack *st, struct tern_tcb *child);
+void listen_close(struct tern_stack *st, struct tern_tcb *l);
+
+#define TRACE_STATE_EVENT 1
+
+#define TERN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define TERN_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+#endif

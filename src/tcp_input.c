@@ -1,0 +1,586 @@
+/*
+ * Segments arriving (RFC 9293 §3.10.7 "SEGMENT ARRIVES"), processed in the RFC's order: the
+ * sequence number, RST, SYN, ACK, then the text and the FIN. Where the RFC leaves a choice
+ * the choice is Linux's, and each place says so (RFC 5961 challenge ACKs, tcp_sequence's
+ * acceptance bounds, the silent drop of an ACK for unsent data in ESTABLISHED).
+ */
+#include <string.h>
+#include "internal.h"
+
+static void trace_recv(struct tern_stack *st, const struct tern_tcp_seg *seg, int fd)
+{
+	if (stack_tracing(st))
+		tcp_trace_seg(st, TERN_TRACE_RECV, &seg->h, fd, NULL);
+}
+
+/* Linux's tcp_oow_rate_limited(): ACKs sent in reply to out-of-window pure ACKs and SYNs are
+ * limited per connection (RFC 5961 §10), so two confused ends cannot loop at wire speed.
+ * Segments carrying data or a FIN are always answered. */
+static bool oow_rate_limited(struct tern_stack *st, struct tern_tcb *tcb,
+			     const struct tern_tcp_seg *seg, bool always_limit)
+{
+	if (!always_limit && (seg->h.len || (seg->h.flags & TERN_TH_FIN)) &&
+	    !(seg->h.flags & TERN_TH_SYN))
+		return false;
+	if (tcb->last_oow_ack) {
+		int32_t elapsed = (int32_t)(st->now - tcb->last_oow_ack);
+		if (elapsed >= 0 && (uint32_t)elapsed < st->set.invalid_ratelimit_ms)
+			return true;
+	}
+	tcb->last_oow_ack = st->now;
+	return false;
+}
+
+/* RFC 5961 §3.2, §4.2, §5.2: answer a suspicious RST, SYN or ACK with an ACK for what we
+ * actually expect, rather than acting on it. */
+static void challenge_ack(struct tern_stack *st, struct tern_tcb *tcb, const struct tern_tcp_seg *seg)
+{
+	if (oow_rate_limited(st, tcb, seg, true))
+		return;
+	st->stats.tcp_challenge_acks++;
+	tcp_send_ack(st, tcb);
+}
+
+static void establish(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	/* RFC 6928: IW = 10 segments; RFC 5681 §3.1: ssthresh starts arbitrarily high. */
+	tcb->cwnd = st->set.initial_cwnd * tcb->mss;
+	tcb->ssthresh = UINT32_MAX;
+	tcb->tf &= ~TF_CONNECTING;
+	tcb_set_state(st, tcb, TERN_STATE_ESTABLISHED);
+	stack_notify(st, tcb);
+}
+
+/* Linux's tcp_reset(): the error an application sees depends on where the RST found us. */
+static void tcp_reset(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	int err;
+	switch (tcb->h.state) {
+	case TERN_STATE_SYN_SENT:
+		err = ECONNREFUSED;
+		st->stats.tcp_attempt_fails++;
+		break;
+	case TERN_STATE_SYN_RCVD:
+		err = (tcb->tf & TF_PASSIVE) ? 0 : ECONNREFUSED;
+		st->stats.tcp_attempt_fails++;
+		break;
+	case TERN_STATE_CLOSE_WAIT:
+		err = EPIPE;
+		st->stats.tcp_estab_resets++;
+		break;
+	case TERN_STATE_ESTABLISHED:
+		st->stats.tcp_estab_resets++;
+		err = ECONNRESET;
+		break;
+	default:
+		err = ECONNRESET;
+		break;
+	}
+	tcb_drop(st, tcb, err);
+}
+
+/* The FIN we sent is acknowledged: everything sent is, and the FIN was the last of it. */
+static bool fin_acked(const struct tern_tcb *tcb)
+{
+	return (tcb->tf & TF_FIN_SENT) && tcb->snd_una == tcb->snd_max;
+}
+
+/* RFC 9293 FIN-WAIT-1 → FIN-WAIT-2. An orphan (closed by the application) is given
+ * fin_timeout to hear the peer's FIN and waits as a small record, as Linux does. Returns
+ * false when the TCB is gone. */
+static bool enter_fin_wait_2(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	tcb_set_state(st, tcb, TERN_STATE_FIN_WAIT_2);
+	if (!(tcb->tf & TF_ORPHAN))
+		return true;
+	int32_t tmo = tcb_fin_timeout(st, tcb);
+	if (tmo < 0) {
+		/* TCP_LINGER2 < 0: no FIN_WAIT_2 at all, reset at once. */
+		tcp_send_active_reset(st, tcb);
+		tcb_done(st, tcb);
+		return false;
+	}
+	tcb_time_wait(st, tcb, TERN_STATE_FIN_WAIT_2, (uint32_t)tmo);
+	return false;
+}
+
+/* An acceptable ACK that acknowledges new data (RFC 9293 §3.10.7.4, fifth, ESTABLISHED). */
+static void new_ack(struct tern_stack *st, struct tern_tcb *tcb, uint32_t ack)
+{
+	uint32_t acked = ack - tcb->snd_una;
+	if (!(tcb->tf & TF_SYN_ACKED)) {
+		acked--; /* the SYN's sequence number */
+		tcb->tf |= TF_SYN_ACKED;
+	}
+	uint32_t queued = ring_len(tcb->sndq);
+	uint32_t data = TERN_MIN(acked, queued);
+	if (data) {
+		ring_consume(tcb->sndq, data);
+		if (!tcb->sndq->len) {
+			ring_put(st, tcb->sndq);
+			tcb->sndq = NULL;
+		}
+	}
+	tcb->snd_una = ack;
+	if (seq_lt(tcb->snd_nxt, ack))
+		tcb->snd_nxt = ack;
+	/* RFC 6298 §3 with Karn's rule: only a segment never retransmitted is timed. */
+	if ((tcb->tf & TF_RTT_VALID) && seq_ge(ack, tcb->rtt_seq)) {
+		tcb->tf &= ~TF_RTT_VALID;
+		tcb_rtt_sample(st, tcb, (uint32_t)st->now_us - tcb->rtt_start);
+	}
+	tcb->retransmits = 0;
+	tcb_rto_reset(st, tcb);
+	/* RFC 5681 §3.1: slow start below ssthresh, congestion avoidance above. */
+	if (tcb->cwnd < tcb->ssthresh)
+		tcb->cwnd += TERN_MIN(acked, (uint32_t)tcb->mss);
+	else
+		tcb->cwnd += TERN_MAX(1u, (uint32_t)tcb->mss * tcb->mss / tcb->cwnd);
+	if (tcb->snd_una == tcb->snd_max)
+		tcb_timer_clear(st, tcb, T_RTX);
+	else
+		tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms); /* RFC 6298 §5.3 */
+	if (data)
+		stack_notify(st, tcb);
+}
+
+/* Linux's tcp_reset_check(): once the peer's FIN is in, its RST may carry the FIN's own
+ * sequence number (rcv_nxt - 1); accept that in the states that follow a received FIN. */
+static bool reset_check(const struct tern_tcb *tcb, const struct tern_tcp_seg *seg)
+{
+	int s = tcb->h.state;
+	return seg->h.seq == tcb->rcv_nxt - 1 &&
+	       (s == TERN_STATE_CLOSE_WAIT || s == TERN_STATE_LAST_ACK || s == TERN_STATE_CLOSING);
+}
+
+/* Queue in-order data (RFC 9293 §3.10.7.4, seventh). Returns bytes taken. */
+static uint32_t data_queue(struct tern_stack *st, struct tern_tcb *tcb, const uint8_t *data,
+			   uint32_t len)
+{
+	int32_t wnd = (int32_t)(tcb->rcv_wup + tcb->rcv_wnd - tcb->rcv_nxt);
+	uint32_t take = wnd > 0 ? TERN_MIN(len, (uint32_t)wnd) : 0;
+	if (take && !tcb->rcvq) {
+		tcb->rcvq = ring_get(st, tcb->rcvbuf);
+		if (!tcb->rcvq)
+			take = 0;
+	}
+	if (take)
+		take = ring_write(tcb->rcvq, data, take);
+	if (take < len)
+		st->stats.tcp_rcvbuf_drops++;
+	tcb->rcv_nxt += take;
+	if (take)
+		stack_notify(st, tcb);
+	return take;
+}
+
+/* Every state from SYN_RCVD on. Returns false when the TCB may be gone. */
+static bool synchronized_input(struct tern_stack *st, struct tern_tcb *tcb,
+			       const struct tern_tcp_seg *seg)
+{
+	const struct tern_seg_info *h = &seg->h;
+	uint16_t f = h->flags;
+	uint32_t seq = h->seq, len = h->len;
+	const uint8_t *data = seg->data;
+	bool fin = f & TERN_TH_FIN;
+	uint32_t seg_end = seq + len + !!(f & TERN_TH_SYN) + fin;
+
+	if (!(f & (TERN_TH_ACK | TERN_TH_RST | TERN_TH_SYN)))
+		return true;
+
+	/* First, the sequence number. Linux's tcp_sequence(): acceptable unless it ends
+	 * before the left edge last advertised or starts past the right edge. A segment that
+	 * ends exactly at RCV.NXT passes (RFC 9293's test would refuse it), which is what lets
+	 * the crossing SYN-ACK of a simultaneous open through. */
+	int32_t rwin = (int32_t)(tcb->rcv_wup + tcb->rcv_wnd - tcb->rcv_nxt);
+	uint32_t right = tcb->rcv_nxt + (rwin > 0 ? (uint32_t)rwin : 0);
+	if (seq_lt(seg_end, tcb->rcv_wup) || seq_gt(seq, right)) {
+		st->stats.tcp_out_of_window++;
+		if (f & TERN_TH_RST) {
+			if (reset_check(tcb, seg))
+				goto reset;
+			return true;
+		}
+		if (f & TERN_TH_SYN) {
+			challenge_ack(st, tcb, seg);
+			return true;
+		}
+		if (!oow_rate_limited(st, tcb, seg, false))
+			tcp_send_ack(st, tcb);
+		return true;
+	}
+
+	/* Second, RST: RFC 5961 §3.2, exact match resets, the rest of the window draws a
+	 * challenge ACK. */
+	if (f & TERN_TH_RST) {
+		if (seq == tcb->rcv_nxt || reset_check(tcb, seg)) {
+reset:
+			st->stats.tcp_rst_in++;
+			tcp_reset(st, tcb);
+			return false;
+		}
+		challenge_ack(st, tcb, seg);
+		return true;
+	}
+
+	/* Fourth, SYN in a synchronized state: RFC 5961 §4.2 challenge ACK. One exception
+	 * (Linux, tcp_validate_incoming): in a simultaneous open the peer's SYN-ACK repeats
+	 * its SYN; the SYN part is old and the ACK completes our handshake. */
+	if (f & TERN_TH_SYN) {
+		if (tcb->h.state == TERN_STATE_SYN_RCVD && !(tcb->tf & TF_PASSIVE) &&
+		    (f & TERN_TH_ACK) && len == 0 && !fin && seq + 1 == tcb->rcv_nxt &&
+		    h->ack == tcb->snd_max) {
+			seq++; /* the SYN is already counted */
+		} else {
+			challenge_ack(st, tcb, seg);
+			return true;
+		}
+	}
+
+	/* Fifth, the ACK field. */
+	if (!(f & TERN_TH_ACK))
+		return true;
+	uint32_t ack = h->ack;
+	if (tcb->h.state == TERN_STATE_SYN_RCVD) {
+		if (seq_le(ack, tcb->snd_una) || seq_gt(ack, tcb->snd_max)) {
+			tcp_send_reset_for(st, seg);
+			return true;
+		}
+		tcb->snd_wnd = h->win;
+		tcb->max_snd_wnd = TERN_MAX(tcb->max_snd_wnd, tcb->snd_wnd);
+		tcb->snd_wl1 = h->seq;
+		tcb->snd_wl2 = ack;
+		new_ack(st, tcb, ack);
+		if (tcb->tf & TF_SYN_RTX && !tcb->srtt_us)
+			tcb->rto_ms = TERN_MAX(3000u, st->set.rto_min_ms); /* RFC 6298 §5.7 */
+		establish(st, tcb);
+		if (tcb->tf & TF_PASSIVE)
+			listen_child_established(st, tcb);
+	} else if (seq_gt(ack, tcb->snd_max)) {
+		/* An ACK for data never sent. RFC 9293 says answer with an ACK; Linux drops
+		 * it silently in ESTABLISHED (no ACK war with a confused peer) and sends a
+		 * challenge ACK in the other states. */
+		st->stats.tcp_ack_unsent++;
+		if (tcb->h.state != TERN_STATE_ESTABLISHED)
+			challenge_ack(st, tcb, seg);
+		return true;
+	} else if (seq_lt(ack, tcb->snd_una)) {
+		/* An old ACK: ignored, unless older than any window we ever offered, which
+		 * RFC 5961 §5.2 treats as a blind injection attempt. */
+		if (seq_lt(ack, tcb->snd_una - tcb->max_snd_wnd)) {
+			challenge_ack(st, tcb, seg);
+			return true;
+		}
+	} else {
+		if (seq_gt(ack, tcb->snd_una))
+			new_ack(st, tcb, ack);
+		/* RFC 9293 §3.10.7.4: update the send window only from a segment newer than
+		 * the one that last set it (SND.WL1, SND.WL2). */
+		if (seq_lt(tcb->snd_wl1, h->seq) ||
+		    (tcb->snd_wl1 == h->seq && seq_le(tcb->snd_wl2, ack))) {
+			bool opened = h->win > tcb->snd_wnd;
+			tcb->snd_wnd = h->win;
+			tcb->max_snd_wnd = TERN_MAX(tcb->max_snd_wnd, tcb->snd_wnd);
+			tcb->snd_wl1 = h->seq;
+			tcb->snd_wl2 = ack;
+			if (opened)
+				stack_notify(st, tcb);
+		}
+	}
+	switch (tcb->h.state) {
+	case TERN_STATE_FIN_WAIT_1:
+		/* With a FIN in this segment, the FIN step decides (straight to TIME_WAIT). */
+		if (fin_acked(tcb) && !fin && !enter_fin_wait_2(st, tcb))
+			return false;
+		break;
+	case TERN_STATE_CLOSING:
+		if (fin_acked(tcb)) {
+			tcb_time_wait(st, tcb, TERN_STATE_TIME_WAIT, 0);
+			return false;
+		}
+		break;
+	case TERN_STATE_LAST_ACK:
+		if (fin_acked(tcb)) {
+			tcb_done(st, tcb);
+			return false;
+		}
+		break;
+	default:
+		break;
+	}
+
+	/* Seventh, the segment text. */
+	int s = tcb->h.state;
+	if (s == TERN_STATE_CLOSE_WAIT || s == TERN_STATE_CLOSING || s == TERN_STATE_LAST_ACK) {
+		/* The peer's FIN is in: new text cannot be, but a retransmission of old text or
+		 * of the FIN still deserves an ACK. */
+		if (!seq_lt(seq, tcb->rcv_nxt))
+			return true;
+	}
+	if ((s == TERN_STATE_FIN_WAIT_1 || s == TERN_STATE_FIN_WAIT_2) &&
+	    (tcb->tf & (TF_SHUT_RD | TF_ORPHAN)) && len && seq_gt(seq + len, tcb->rcv_nxt)) {
+		/* RFC 9293 §3.10.4 / RFC 1122 §4.2.2.13: data for an application that has
+		 * closed its reading side is answered with RST. */
+		st->stats.tcp_abort_on_data++;
+		tcp_send_reset_for(st, seg);
+		tcb_drop(st, tcb, ECONNRESET);
+		return false;
+	}
+	bool fin_in = false;
+	if (len || fin) {
+		if (seq_lt(seq, tcb->rcv_nxt)) {
+			uint32_t skip = tcb->rcv_nxt - seq;
+			if (skip >= len + fin) {
+				/* Entirely old: a retransmission. ACK at once. */
+				tcb->tf |= TF_ACKNOW;
+				len = 0;
+				fin = false;
+			} else if (skip > len) {
+				len = 0; /* only the FIN is new */
+			} else {
+				data += skip;
+				len -= skip;
+			}
+			seq = tcb->rcv_nxt;
+		}
+		if (len || fin) {
+			if (seq != tcb->rcv_nxt) {
+				/* Out of order: kept from the next release on; for now an
+				 * immediate duplicate ACK tells the sender where we are. */
+				st->stats.tcp_ooo_dropped++;
+				tcb->tf |= TF_ACKNOW;
+			} else {
+				uint32_t took = len ? data_queue(st, tcb, data, len) : 0;
+				if (len)
+					tcb->tf |= TF_ACKNOW;
+				fin_in = fin && took == len;
+			}
+		}
+	}
+
+	/* Eighth, the FIN. */
+	if (fin_in) {
+		tcb->rcv_nxt++;
+		tcb->tf |= TF_FIN_RCVD;
+		stack_notify(st, tcb);
+		switch (tcb->h.state) {
+		case TERN_STATE_SYN_RCVD:
+		case TERN_STATE_ESTABLISHED:
+			tcb_set_state(st, tcb, TERN_STATE_CLOSE_WAIT);
+			/* Linux delays the ACK of a FIN (pingpong): if the application closes
+			 * within the delayed-ACK time, its FIN carries the ACK and the close
+			 * takes three segments instead of four. */
+			tcb->tf |= TF_PINGPONG;
+			if (!(tcb->tf & TF_ACKNOW)) {
+				tcb->tf |= TF_DACK;
+				tcb_timer_set(st, tcb, T_DACK, st->set.delack_min_ms);
+			}
+			break;
+		case TERN_STATE_FIN_WAIT_1:
+			tcp_send_ack(st, tcb);
+			if (fin_acked(tcb)) {
+				/* RFC 9293: FIN-WAIT-1 with our FIN acknowledged (perhaps by this
+				 * very segment) goes straight to TIME-WAIT. */
+				tcb_time_wait(st, tcb, TERN_STATE_TIME_WAIT, 0);
+				return false;
+			}
+			tcb_set_state(st, tcb, TERN_STATE_CLOSING);
+			break;
+		case TERN_STATE_FIN_WAIT_2:
+			tcp_send_ack(st, tcb);
+			tcb_time_wait(st, tcb, TERN_STATE_TIME_WAIT, 0);
+			return false;
+		default:
+			break;
+		}
+	} else if (tcb->h.state == TERN_STATE_FIN_WAIT_1 && fin_acked(tcb)) {
+		/* The FIN step did not run (the FIN was out of order): FIN_WAIT_2 after all. */
+		if (!enter_fin_wait_2(st, tcb))
+			return false;
+	}
+	return true;
+}
+
+/* SYN-SENT (RFC 9293 §3.10.7.3). Returns false when the TCB may be gone. */
+static bool syn_sent_input(struct tern_stack *st, struct tern_tcb *tcb,
+			   const struct tern_tcp_seg *seg)
+{
+	const struct tern_seg_info *h = &seg->h;
+	uint16_t f = h->flags;
+	if (f & TERN_TH_ACK) {
+		/* Only an ACK of exactly our SYN is acceptable. */
+		if (seq_le(h->ack, tcb->snd_una) || seq_gt(h->ack, tcb->snd_max)) {
+			if (!(f & TERN_TH_RST))
+				tcp_send_reset_for(st, seg);
+			return true;
+		}
+	}
+	if (f & TERN_TH_RST) {
+		if (!(f & TERN_TH_ACK))
+			return true; /* RFC 9293: no ACK, drop (it could be blind) */
+		st->stats.tcp_rst_in++;
+		tcp_reset(st, tcb);
+		return false;
+	}
+	if (!(f & TERN_TH_SYN))
+		return true;
+	tcb->irs = h->seq;
+	tcb->rcv_nxt = h->seq + 1;
+	tcb->rcv_wup = tcb->rcv_nxt;
+	tcb_set_peer_mss(tcb, &h->opts);
+	/* RFC 7323 §2.2: the window of a SYN is never scaled. */
+	tcb->snd_wnd = h->win;
+	tcb->max_snd_wnd = h->win;
+	tcb->snd_wl1 = h->seq;
+	if (f & TERN_TH_ACK) {
+		tcb->snd_wl2 = h->ack;
+		new_ack(st, tcb, h->ack);
+		if ((tcb->tf & TF_SYN_RTX) && !tcb->srtt_us)
+			tcb->rto_ms = TERN_MAX(3000u, st->set.rto_min_ms); /* RFC 6298 §5.7 */
+		establish(st, tcb);
+		/* Data on a SYN-ACK is not taken (no TCP Fast Open): only the SYN is ACKed. */
+		tcb->tf |= TF_ACKNOW;
+		return true;
+	}
+	/* A SYN without ACK: both ends opened at once (RFC 9293 §3.5, figure 8). Answer with
+	 * SYN-ACK carrying the same ISN; the retransmission timer keeps running. */
+	tcb_set_state(st, tcb, TERN_STATE_SYN_RCVD);
+	tcb->snd_nxt = tcb->iss;
+	return true;
+}
+
+/* Linux's tcp_in_window(), used where Linux checks a half-open or FIN_WAIT_2 record. */
+static bool in_window(uint32_t seq, uint32_t end_seq, uint32_t s_win, uint32_t e_win)
+{
+	if (seq == s_win)
+		return true;
+	if (seq_gt(end_seq, s_win) && seq_lt(seq, e_win))
+		return true;
+	return seq == e_win && seq == end_seq;
+}
+
+/*
+ * SYN-RCVD of a passive open: the checks Linux's tcp_check_req() makes on a half-open
+ * connection before the full state machine runs. A retransmitted SYN gets the SYN-ACK again;
+ * an ACK of anything but our SYN draws a RST; an in-window RST or SYN ends the attempt; and
+ * the handshake completes only when the accept queue has room.
+ */
+static bool syn_rcvd_passive_input(struct tern_stack *st, struct tern_tcb *tcb,
+				   const struct tern_tcp_seg *seg)
+{
+	const struct tern_seg_info *h = &seg->h;
+	uint16_t flg = h->flags & (TERN_TH_SYN | TERN_TH_RST | TERN_TH_ACK);
+	uint32_t seg_end = h->seq + h->len + !!(h->flags & TERN_TH_SYN) + !!(h->flags & TERN_TH_FIN);
+	if (flg == TERN_TH_SYN && h->seq == tcb->irs) {
+		if (!oow_rate_limited(st, tcb, seg, false)) {
+			tcb->snd_nxt = tcb->iss;
+			tcp_send_syn(st, tcb);
+		}
+		return true;
+	}
+	if ((flg & TERN_TH_ACK) && h->ack != tcb->iss + 1) {
+		tcp_send_reset_for(st, seg);
+		return true;
+	}
+	if (!in_window(h->seq, seg_end, tcb->rcv_nxt, tcb->rcv_nxt + tcb->rcv_wnd)) {
+		if (!(flg & TERN_TH_RST) && !oow_rate_limited(st, tcb, seg, false))
+			tcp_send_ack(st, tcb);
+		return true;
+	}
+	if (flg & (TERN_TH_RST | TERN_TH_SYN)) {
+		st->stats.tcp_attempt_fails++;
+		if (flg & TERN_TH_RST)
+			st->stats.tcp_rst_in++;
+		else
+			tcp_send_reset_for(st, seg);
+		tcb_done(st, tcb);
+		return false;
+	}
+	if (!(flg & TERN_TH_ACK))
+		return true;
+	if (!listen_has_room(st, tcb)) {
+		/* Accept queue full: drop the ACK and let the SYN-ACK timer retry (the
+		 * client, already established, answers each SYN-ACK with another ACK), or
+		 * with abort_on_overflow refuse the connection outright. */
+		st->stats.tcp_listen_overflows++;
+		st->stats.tcp_listen_drops++;
+		if (st->set.abort_on_overflow) {
+			tcp_send_reset_for(st, seg);
+			tcb_done(st, tcb);
+			return false;
+		}
+		return true;
+	}
+	return synchronized_input(st, tcb, seg);
+}
+
+static void tcb_input(struct tern_stack *st, struct tern_tcb *tcb, const struct tern_tcp_seg *seg)
+{
+	tcb->segs_in++;
+	tcb->last_rcv = st->now;
+	bool alive;
+	if (tcb->h.state == TERN_STATE_SYN_SENT)
+		alive = syn_sent_input(st, tcb, seg);
+	else if (tcb->h.state == TERN_STATE_SYN_RCVD && (tcb->tf & TF_PASSIVE))
+		alive = syn_rcvd_passive_input(st, tcb, seg);
+	else
+		alive = synchronized_input(st, tcb, seg);
+	if (alive)
+		tcp_output(st, tcb);
+}
+
+void tcp_input(struct tern_stack *st, const struct tern_ip4 *ip)
+{
+	struct tern_tcp_seg seg;
+	st->stats.tcp_in++;
+	int rc = tern_tcp_parse(ip->payload, ip->payload_len, ip->src, ip->dst, &seg);
+	if (rc != TERN_TCP_OK) {
+		const char *why;
+		switch (rc) {
+		case TERN_TCP_CSUM:
+			st->stats.tcp_bad_checksum++;
+			why = "tcp checksum";
+			break;
+		case TERN_TCP_OPTS:
+			st->stats.tcp_bad_options++;
+			why = "tcp options";
+			break;
+		default:
+			st->stats.tcp_bad_header++;
+			why = "tcp header";
+			break;
+		}
+		if (stack_tracing(st)) {
+			struct tern_trace ev = {.kind = TERN_TRACE_DISCARD, .fd = -1, .reason = why};
+			if (rc == TERN_TCP_CSUM)
+				ev.u.seg = seg.h;
+			stack_trace(st, &ev);
+		}
+		return;
+	}
+	struct conn_hdr *h = conn_lookup(st, ip->dst, seg.h.dport, ip->src, seg.h.sport);
+	uint32_t isn = 0;
+	bool traced = false;
+	if (h && h->kind == CK_TW) {
+		trace_recv(st, &seg, -1);
+		traced = true;
+		if (tw_input(st, (struct tern_tw *)h, &seg, &isn))
+			return;
+		h = NULL; /* a new SYN replaced the TIME_WAIT record: try the listener */
+	}
+	if (h) {
+		struct tern_tcb *tcb = (struct tern_tcb *)h;
+		trace_recv(st, &seg, tcb->fd);
+		tcb_input(st, tcb, &seg);
+		return;
+	}
+	struct tern_tcb *l = listener_lookup(st, ip->dst, seg.h.dport);
+	if (!traced)
+		trace_recv(st, &seg, l ? l->fd : -1);
+	if (l) {
+		listen_input(st, l, &seg, isn);
+		return;
+	}
+	st->stats.tcp_no_port++;
+	tcp_send_reset_for(st, &seg);
+}

@@ -1,0 +1,227 @@
+/*
+ * TCP timers. Each TCB owns one wheel node armed at its earliest deadline; the deadlines of
+ * the three timer kinds live in the TCB. Pushing a deadline later (the retransmission timer
+ * restarted by every ACK) touches no wheel at all: the node fires early, finds nothing due,
+ * and moves itself. Only an earlier deadline moves the node at once.
+ */
+#include "internal.h"
+
+static uint32_t deadline_after(const struct tern_stack *st, uint32_t ms)
+{
+	/* Round up to the next whole tick so that a timer never fires early. */
+	if (ms > TW_MAX_DELTA - 1)
+		ms = TW_MAX_DELTA - 1;
+	return st->now + ms + (st->now_us % 1000 ? 1 : 0);
+}
+
+void tcb_timer_set(struct tern_stack *st, struct tern_tcb *tcb, enum tcb_timer k, uint32_t ms)
+{
+	uint32_t when = deadline_after(st, ms);
+	tcb->t_exp[k] = when;
+	tcb->timers |= (uint8_t)(1u << k);
+	if (!tw_armed(&tcb->tn) || tw_tick_before(when, tcb->tn.expires))
+		tw_arm(&st->wheel, &tcb->tn, when);
+}
+
+void tcb_timer_clear(struct tern_stack *st, struct tern_tcb *tcb, enum tcb_timer k)
+{
+	tcb->timers &= (uint8_t)~(1u << k);
+	if (!tcb->timers)
+		tw_cancel(&st->wheel, &tcb->tn);
+}
+
+void tcb_timer_clear_all(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	tcb->timers = 0;
+	tw_cancel(&st->wheel, &tcb->tn);
+}
+
+/* ---- RFC 6298 ---- */
+
+static uint32_t rto_from_estimate(const struct tern_stack *st, const struct tern_tcb *tcb)
+{
+	if (!tcb->srtt_us)
+		return st->set.rto_initial_ms;
+	/* RTO = SRTT + max(G, K*RTTVAR) (RFC 6298 §2.3), with G = rto_min: this is the
+	 * formula Linux uses (srtt + max(rttvar, rto_min)), so short paths get RTOs just
+	 * above rto_min rather than the RFC's conservative 1 s floor (§2.4 "SHOULD"). */
+	uint32_t var = 4 * tcb->rttvar_us;
+	uint32_t g = st->set.rto_min_ms * 1000;
+	uint64_t rto_us = (uint64_t)tcb->srtt_us + (var > g ? var : g);
+	uint64_t rto = (rto_us + 999) / 1000;
+	if (rto < st->set.rto_min_ms)
+		rto = st->set.rto_min_ms;
+	if (rto > st->set.rto_max_ms)
+		rto = st->set.rto_max_ms;
+	return (uint32_t)rto;
+}
+
+void tcb_rtt_sample(struct tern_stack *st, struct tern_tcb *tcb, uint32_t r)
+{
+	if (r == 0)
+		r = 1;
+	if (!tcb->srtt_us) {
+		/* §2.2: the first measurement */
+		tcb->srtt_us = r;
+		tcb->rttvar_us = r / 2;
+	} else {
+		/* §2.3: beta = 1/4, alpha = 1/8; RTTVAR first, with the old SRTT */
+		uint32_t delta = tcb->srtt_us > r ? tcb->srtt_us - r : r - tcb->srtt_us;
+		tcb->rttvar_us = tcb->rttvar_us - tcb->rttvar_us / 4 + delta / 4;
+		tcb->srtt_us = tcb->srtt_us - tcb->srtt_us / 8 + r / 8;
+		if (!tcb->srtt_us)
+			tcb->srtt_us = 1;
+	}
+	tcb->rto_ms = rto_from_estimate(st, tcb);
+}
+
+void tcb_rto_reset(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	tcb->backoff = 0;
+	tcb->rto_ms = rto_from_estimate(st, tcb);
+}
+
+/*
+ * Linux's tcp_model_timeout(): how long `boundary` retransmissions take when the timeout
+ * starts at rto_base and doubles up to rto_max. The abort decision compares this with the
+ * time since the first retransmitted segment was sent, so the limit is a duration (924.6 s
+ * for retries2 = 15) whatever the RTO actually was.
+ */
+static uint64_t model_timeout_ms(const struct tern_stack *st, uint32_t boundary, uint32_t base)
+{
+	uint32_t thresh = 0;
+	while (thresh < 31 && ((uint64_t)base << (thresh + 1)) <= st->set.rto_max_ms)
+		thresh++;
+	if (boundary <= thresh)
+		return (((uint64_t)2 << boundary) - 1) * base;
+	return (((uint64_t)2 << thresh) - 1) * base + (uint64_t)(boundary - thresh) * st->set.rto_max_ms;
+}
+
+static bool retransmits_timed_out(struct tern_stack *st, struct tern_tcb *tcb, uint32_t boundary)
+{
+	if (!tcb->retransmits)
+		return false;
+	uint64_t limit;
+	if (tcb->xo && tcb->xo->user_timeout_ms)
+		limit = tcb->xo->user_timeout_ms;
+	else
+		limit = model_timeout_ms(st, boundary, st->set.rto_min_ms);
+	uint32_t elapsed = st->now - tcb->retrans_stamp;
+	return elapsed >= limit;
+}
+
+/* Returns false when the connection ended (the TCB may be freed). */
+static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	int s = tcb->h.state;
+	if (s == TERN_STATE_SYN_SENT || s == TERN_STATE_SYN_RCVD) {
+		/* Counted, not timed (Linux: icsk_retransmits >= retry_until): SYNs at 0, 1,
+		 * 3, 7, 15, 31 s and failure at 63 s with five retries. */
+		uint32_t limit = (tcb->tf & TF_PASSIVE) ? st->set.synack_retries
+							: tcb_syn_retries(st, tcb);
+		if (tcb->retransmits >= limit) {
+			st->stats.tcp_timeouts++;
+			if (tcb->tf & TF_PASSIVE) {
+				tcb_done(st, tcb); /* a half-open connection just goes */
+			} else {
+				st->stats.tcp_attempt_fails++;
+				tcb_drop(st, tcb, ETIMEDOUT);
+			}
+			return false;
+		}
+		tcb->retransmits++;
+		tcb->backoff++;
+		tcb->tf |= TF_SYN_RTX;
+		tcb->tf &= ~TF_RTT_VALID;
+		tcb->rto_ms = TERN_MIN(tcb->rto_ms * 2, st->set.rto_max_ms);
+		tcp_retransmit(st, tcb);
+		tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
+		return true;
+	}
+	if (tcb->snd_una == tcb->snd_max)
+		return true; /* everything was acknowledged meanwhile */
+	uint32_t boundary = st->set.retries2;
+	if (tcb->tf & TF_ORPHAN) {
+		/* Linux's tcp_orphan_retries(): 0 means 8 while the RTO still grows. */
+		boundary = st->set.orphan_retries;
+		if (!boundary && tcb->rto_ms < st->set.rto_max_ms)
+			boundary = 8;
+	}
+	if (tcb->retransmits == 0)
+		tcb->retrans_stamp = st->now - tcb->rto_ms; /* when this attempt began */
+	else if (retransmits_timed_out(st, tcb, boundary)) {
+		st->stats.tcp_timeouts++;
+		if (tcb->h.state == TERN_STATE_ESTABLISHED || tcb->h.state == TERN_STATE_CLOSE_WAIT)
+			st->stats.tcp_estab_resets++;
+		tcb_drop(st, tcb, ETIMEDOUT);
+		return false;
+	}
+	tcb->retransmits++;
+	tcb->backoff++;
+	tcb->tf &= ~TF_RTT_VALID; /* Karn: no sample from a retransmitted segment */
+	/* RFC 5681 §3.1 eq. 4 and after a timeout cwnd = one segment (loss window). */
+	uint32_t flight = tcb->snd_max - tcb->snd_una;
+	tcb->ssthresh = TERN_MAX(flight / 2, 2u * tcb->mss);
+	tcb->cwnd = tcb->mss;
+	tcb->rto_ms = TERN_MIN(tcb->rto_ms * 2, st->set.rto_max_ms);
+	tcp_retransmit(st, tcb);
+	tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
+	return true;
+}
+
+static void dack_timeout(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	if (tcb->tf & (TF_DACK | TF_ACKNOW))
+		tcp_send_ack(st, tcb);
+}
+
+static void keep_timeout(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	(void)st;
+	(void)tcb; /* keepalive probing arrives with the byte-stream work */
+}
+
+/* The wheel calls this for TCB and TIME_WAIT nodes alike; the header says which. */
+void timer_fire(void *ctx, struct tw_node *n)
+{
+	struct tern_stack *st = ctx;
+	struct conn_hdr *h = (struct conn_hdr *)((char *)n - offsetof(struct tern_tcb, tn));
+	if (h->kind == CK_TW) {
+		tw_expire(st, (struct tern_tw *)h);
+		return;
+	}
+	struct tern_tcb *tcb = (struct tern_tcb *)h;
+	for (int k = 0; k < T_COUNT; k++) {
+		if (!tcb_timer_armed(tcb, (enum tcb_timer)k) || tick_before(st->now, tcb->t_exp[k]))
+			continue;
+		tcb->timers &= (uint8_t)~(1u << k);
+		bool open = true;
+		switch (k) {
+		case T_RTX: open = rtx_timeout(st, tcb); break;
+		case T_DACK: dack_timeout(st, tcb); break;
+		case T_KEEP: keep_timeout(st, tcb); break;
+		}
+		/* An ended connection's TCB may be freed already: touch nothing more. */
+		if (!open)
+			return;
+	}
+	if (!tcb->timers)
+		return;
+	uint32_t first = 0;
+	bool any = false;
+	for (int k = 0; k < T_COUNT; k++) {
+		if (!tcb_timer_armed(tcb, (enum tcb_timer)k))
+			continue;
+		if (!any || tw_tick_before(tcb->t_exp[k], first))
+			first = tcb->t_exp[k];
+		any = true;
+	}
+	if (!tw_armed(&tcb->tn) || tw_tick_before(first, tcb->tn.expires))
+		tw_arm(&st->wheel, &tcb->tn, first);
+}
+
+void tcb_keepalive_reset(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	(void)st;
+	(void)tcb;
+}
