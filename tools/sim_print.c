@@ -9,7 +9,7 @@ void fmt_addr(char *buf, size_t n, uint32_t a, uint16_t port)
 	if (port)
 		snprintf(buf, n, "%u.%u.%u.%u:%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, port);
 	else
-		snprintf(buf, n, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+		snprintf(buf, n, "%u.%u.%u.%u:*", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
 }
 
 /* Letters from "SAFRPUEC", in that order, for the flags set. */
