@@ -60,7 +60,9 @@ struct tern_tw {
 	struct conn_hdr h;      /* h.state: TIME_WAIT, or FIN_WAIT_2 for an orphan */
 	struct tw_node tn;      /* tn.user: the window we advertise in its ACKs */
 	uint32_t snd_nxt, rcv_nxt;
-	uint32_t ts_recent, ts_recent_stamp;
+	uint32_t ts_recent;
+	uint16_t ts_recent_stamp; /* seconds, modulo 2^16: a record lives minutes, not hours */
+	uint16_t last_oow_ack;    /* tick of the last out-of-window ACK, modulo 2^16 */
 };
 
 /* Timer kinds multiplexed on one wheel node per TCB (Linux keeps three; one node suffices:
@@ -332,9 +334,12 @@ void tcp_input(struct tern_stack *st, const struct tern_ip4 *ip);
 
 /* ---- tcp_timewait.c ---- */
 /* Returns true when the segment was consumed; false means: a new SYN that may open a new
- * connection through a listener, with *isn the ISN to use (RFC 6191 / Linux tw_isn). */
+ * connection through a listener, with *isn the ISN to use (RFC 6191 / Linux tw_isn). The
+ * caller then ends the record (tw_kill) if a listener takes the SYN, or else calls
+ * tw_send_ack. */
 bool tw_input(struct tern_stack *st, struct tern_tw *tw, const struct tern_tcp_seg *seg,
 	      uint32_t *isn);
+void tw_send_ack(struct tern_stack *st, struct tern_tw *tw);
 void tw_expire(struct tern_stack *st, struct tern_tw *tw);
 void tw_kill(struct tern_stack *st, struct tern_tw *tw);
 

@@ -352,8 +352,10 @@ int tern_stack_events(struct tern_stack *st, struct tern_event *out, int max)
 		out[n].events = tcb_events(t);
 		n++;
 	}
-	memmove(st->evq, st->evq + i, (st->evq_len - i) * sizeof(int));
-	st->evq_len -= i;
+	if (i) {
+		memmove(st->evq, st->evq + i, (st->evq_len - i) * sizeof(int));
+		st->evq_len -= i;
+	}
 	return n;
 }
 

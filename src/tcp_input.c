@@ -88,15 +88,17 @@ static bool fin_acked(const struct tern_tcb *tcb)
 /* RFC 9293 FIN-WAIT-1 → FIN-WAIT-2. An orphan (closed by the application) is given
  * fin_timeout to hear the peer's FIN and waits as a small record, as Linux does. Returns
  * false when the TCB is gone. */
-static bool enter_fin_wait_2(struct tern_stack *st, struct tern_tcb *tcb)
+static bool enter_fin_wait_2(struct tern_stack *st, struct tern_tcb *tcb,
+			     const struct tern_tcp_seg *seg)
 {
 	tcb_set_state(st, tcb, TERN_STATE_FIN_WAIT_2);
 	if (!(tcb->tf & TF_ORPHAN))
 		return true;
 	int32_t tmo = tcb_fin_timeout(st, tcb);
 	if (tmo < 0) {
-		/* TCP_LINGER2 < 0: no FIN_WAIT_2 at all, reset at once. */
-		tcp_send_active_reset(st, tcb);
+		/* TCP_LINGER2 < 0: no FIN_WAIT_2 at all; the segment that acked our FIN is
+		 * answered with RST, as Linux does. */
+		tcp_send_reset_for(st, seg);
 		tcb_done(st, tcb);
 		return false;
 	}
@@ -289,8 +291,18 @@ reset:
 	}
 	switch (tcb->h.state) {
 	case TERN_STATE_FIN_WAIT_1:
+		if (!fin_acked(tcb))
+			break;
+		if ((tcb->tf & TF_ORPHAN) && len && seq_gt(seq + len, tcb->rcv_nxt)) {
+			/* New data for an application that has closed (Linux's FIN_WAIT1 case
+			 * for a dead socket; RFC 1122 §4.2.2.13): reset. */
+			st->stats.tcp_abort_on_data++;
+			tcp_send_reset_for(st, seg);
+			tcb_done(st, tcb);
+			return false;
+		}
 		/* With a FIN in this segment, the FIN step decides (straight to TIME_WAIT). */
-		if (fin_acked(tcb) && !fin && !enter_fin_wait_2(st, tcb))
+		if (!fin && !enter_fin_wait_2(st, tcb, seg))
 			return false;
 		break;
 	case TERN_STATE_CLOSING:
@@ -395,7 +407,7 @@ reset:
 		}
 	} else if (tcb->h.state == TERN_STATE_FIN_WAIT_1 && fin_acked(tcb)) {
 		/* The FIN step did not run (the FIN was out of order): FIN_WAIT_2 after all. */
-		if (!enter_fin_wait_2(st, tcb))
+		if (!enter_fin_wait_2(st, tcb, seg))
 			return false;
 	}
 	return true;
@@ -560,13 +572,22 @@ void tcp_input(struct tern_stack *st, const struct tern_ip4 *ip)
 	}
 	struct conn_hdr *h = conn_lookup(st, ip->dst, seg.h.dport, ip->src, seg.h.sport);
 	uint32_t isn = 0;
-	bool traced = false;
 	if (h && h->kind == CK_TW) {
+		struct tern_tw *tw = (struct tern_tw *)h;
 		trace_recv(st, &seg, -1);
-		traced = true;
-		if (tw_input(st, (struct tern_tw *)h, &seg, &isn))
+		if (tw_input(st, tw, &seg, &isn))
 			return;
-		h = NULL; /* a new SYN replaced the TIME_WAIT record: try the listener */
+		/* A new SYN for the tuple: a listener takes it and the record goes; with no
+		 * listener the record stays and answers with an ACK (Linux's TCP_TW_SYN). */
+		struct tern_tcb *l = listener_lookup(st, ip->dst, seg.h.dport);
+		if (!l) {
+			tw_send_ack(st, tw);
+			return;
+		}
+		st->stats.tcp_tw_recycled++;
+		tw_kill(st, tw);
+		listen_input(st, l, &seg, isn);
+		return;
 	}
 	if (h) {
 		struct tern_tcb *tcb = (struct tern_tcb *)h;
@@ -575,8 +596,7 @@ void tcp_input(struct tern_stack *st, const struct tern_ip4 *ip)
 		return;
 	}
 	struct tern_tcb *l = listener_lookup(st, ip->dst, seg.h.dport);
-	if (!traced)
-		trace_recv(st, &seg, l ? l->fd : -1);
+	trace_recv(st, &seg, l ? l->fd : -1);
 	if (l) {
 		listen_input(st, l, &seg, isn);
 		return;

@@ -89,8 +89,9 @@ static void tcp_xmit(struct tern_stack *st, struct tern_tcb *tcb, uint32_t seq, 
 
 void tcp_send_syn(struct tern_stack *st, struct tern_tcb *tcb)
 {
+	/* SYN-ACK whenever the peer's SYN is in: SYN_RCVD, or FIN_WAIT_1 reached from it. */
 	uint16_t flags = TERN_TH_SYN;
-	if (tcb->h.state == TERN_STATE_SYN_RCVD)
+	if (tcb->h.state != TERN_STATE_SYN_SENT)
 		flags |= TERN_TH_ACK;
 	if (tcb->snd_max != tcb->iss) {
 		st->stats.tcp_retrans++;
@@ -142,8 +143,15 @@ void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
 	if (s == TERN_STATE_CLOSED || s == TERN_STATE_LISTEN || s == TERN_STATE_TIME_WAIT)
 		return;
 	bool sent = false;
-	if (tcb->tf & TF_SYN_ACKED) {
-		uint32_t start = tcb->snd_una;
+	if (!(tcb->tf & TF_SYN_ACKED) && tcb->snd_nxt == tcb->iss) {
+		/* Closed while the SYN-ACK of a simultaneous open is unacknowledged: it goes
+		 * (again) first, and the FIN may follow it. */
+		tcp_send_syn(st, tcb);
+		sent = true;
+	}
+	if (seq_gt(tcb->snd_nxt, tcb->iss) || (tcb->tf & TF_SYN_ACKED)) {
+		/* The send queue starts right after the SYN until the SYN is acknowledged. */
+		uint32_t start = tcb->snd_una + ((tcb->tf & TF_SYN_ACKED) ? 0 : 1);
 		uint32_t end = start + ring_len(tcb->sndq);
 		uint32_t wnd = TERN_MIN(tcb->snd_wnd, tcb->cwnd);
 		uint32_t edge = tcb->snd_una + wnd;
@@ -198,8 +206,8 @@ void tcp_retransmit(struct tern_stack *st, struct tern_tcb *tcb)
 		tcp_send_syn(st, tcb);
 		return;
 	}
-	/* Go back to the oldest unacknowledged byte; the congestion window (one segment
-	 * after a timeout) decides how much goes out again. */
+	/* Go back to the oldest unacknowledged byte (the SYN, if it is still out); the
+	 * congestion window (one segment after a timeout) decides how much goes out again. */
 	tcb->snd_nxt = tcb->snd_una;
 	tcp_output(st, tcb);
 }

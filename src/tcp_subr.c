@@ -28,6 +28,7 @@ struct tern_tcb *tcb_new(struct tern_stack *st)
 	t->rto_ms = st->set.rto_initial_ms;
 	t->advmss = (uint16_t)(st->set.mtu - 40);
 	t->mss = TERN_DEFAULT_MSS;
+	t->cwnd = st->set.initial_cwnd * TERN_DEFAULT_MSS; /* set again once established */
 	t->ssthresh = UINT32_MAX;
 	t->last_rcv = st->now;
 	st->n_tcb++;

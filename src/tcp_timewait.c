@@ -5,7 +5,7 @@
  */
 #include "internal.h"
 
-static void tw_send_ack(struct tern_stack *st, struct tern_tw *tw)
+void tw_send_ack(struct tern_stack *st, struct tern_tw *tw)
 {
 	tcp_send_raw(st, tw->h.laddr, tw->h.raddr, tw->h.lport, tw->h.rport, tw->snd_nxt,
 		     tw->rcv_nxt, TERN_TH_ACK, tw->tn.user, NULL, -1);
@@ -15,6 +15,24 @@ static void tw_restart(struct tern_stack *st, struct tern_tw *tw)
 {
 	tw_arm(&st->wheel, &tw->tn,
 	       st->now + 2 * st->set.msl_ms + (st->now_us % 1000 ? 1 : 0));
+}
+
+/* Linux's tcp_timewait_check_oow_rate_limit(): ACKs for out-of-window pure ACKs and SYNs at
+ * most once per invalid_ratelimit (RFC 5961 §10); a segment with data or a FIN is always
+ * answered. The record keeps the last time in 16 bits of milliseconds. */
+static void tw_oow_ack(struct tern_stack *st, struct tern_tw *tw, const struct tern_tcp_seg *seg)
+{
+	const struct tern_seg_info *h = &seg->h;
+	bool limited_kind = !(h->len || (h->flags & TERN_TH_FIN)) || (h->flags & TERN_TH_SYN);
+	if (limited_kind) {
+		if (tw->last_oow_ack) {
+			uint16_t elapsed = (uint16_t)((uint16_t)st->now - tw->last_oow_ack);
+			if (elapsed < st->set.invalid_ratelimit_ms)
+				return;
+		}
+		tw->last_oow_ack = (uint16_t)st->now ? (uint16_t)st->now : 1;
+	}
+	tw_send_ack(st, tw);
 }
 
 static bool in_window(uint32_t seq, uint32_t end_seq, uint32_t s_win, uint32_t e_win)
@@ -37,7 +55,7 @@ bool tw_input(struct tern_stack *st, struct tern_tw *tw, const struct tern_tcp_s
 		/* An orphan waiting for the peer's FIN: the checks of the full machine. */
 		if (!in_window(h->seq, end, tw->rcv_nxt, tw->rcv_nxt + tw->tn.user)) {
 			if (!(f & TERN_TH_RST))
-				tw_send_ack(st, tw);
+				tw_oow_ack(st, tw, seg);
 			return true;
 		}
 		if (f & TERN_TH_RST) {
@@ -85,8 +103,6 @@ bool tw_input(struct tern_stack *st, struct tern_tw *tw, const struct tern_tcp_s
 	if ((f & TERN_TH_SYN) && !(f & (TERN_TH_RST | TERN_TH_ACK)) && seq_gt(h->seq, tw->rcv_nxt)) {
 		uint32_t n = tw->snd_nxt + 65535 + 2;
 		*isn = n ? n : 1;
-		st->stats.tcp_tw_recycled++;
-		tw_kill(st, tw);
 		return false;
 	}
 	if (!(f & TERN_TH_RST)) {
@@ -94,7 +110,7 @@ bool tw_input(struct tern_stack *st, struct tern_tw *tw, const struct tern_tcp_s
 		 * 2*MSL wait (RFC 9293: "Restart the 2 MSL time-wait timeout"). */
 		if (f & TERN_TH_ACK)
 			tw_restart(st, tw);
-		tw_send_ack(st, tw);
+		tw_oow_ack(st, tw, seg);
 	}
 	return true;
 }

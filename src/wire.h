@@ -87,7 +87,7 @@ enum tern_tcp_err {
 	TERN_TCP_SHORT = -1,    /* fewer than 20 bytes */
 	TERN_TCP_DOFF = -2,     /* data offset below 5 or past the segment */
 	TERN_TCP_OPTS = -3,     /* an option's length byte missing, below 2, or past the header */
-	TERN_TCP_CSUM = -4,     /* checksum wrong */
+	TERN_TCP_CSUM = -4,     /* checksum wrong (checked before the options) */
 };
 
 struct tern_tcp_seg {
@@ -115,8 +115,9 @@ int tern_tcp_opts_parse(const uint8_t *opt, size_t len, struct tern_tcp_opts *o)
 size_t tern_tcp_opts_build(uint8_t *buf, const struct tern_tcp_opts *o);
 /*
  * Parse and validate a TCP segment that arrived from src to dst. Checks the length, the data
- * offset, the options and the checksum (over the pseudo-header). Returns TERN_TCP_OK or a
- * negative tern_tcp_err; on TERN_TCP_CSUM the header fields are filled in (for tracing).
+ * offset, the checksum (over the pseudo-header), then the options. Returns TERN_TCP_OK or a
+ * negative tern_tcp_err; on TERN_TCP_CSUM and TERN_TCP_OPTS the fixed header fields are
+ * filled in (for tracing).
  */
 int tern_tcp_parse(const uint8_t *seg, size_t len, uint32_t src, uint32_t dst,
 		   struct tern_tcp_seg *s);

@@ -1,4 +1,5 @@
 /* TCP header and option codec (RFC 9293 §3.1-3.2, RFC 7323, RFC 2018). */
+#include <stdbool.h>
 #include "wire.h"
 
 #define TCPOLEN_MSS 4
@@ -181,18 +182,19 @@ int tern_tcp_parse(const uint8_t *seg, size_t len, uint32_t src, uint32_t dst,
 	s->hlen = (uint8_t)hlen;
 	s->data = seg + hlen;
 
+	/* The checksum before the options, as Linux does: a corrupted segment is reported as
+	 * corrupted, whatever bytes the damage hit. The pseudo-header's TCP length is 16 bits
+	 * (RFC 9293 §3.1): a longer segment cannot have come in an IPv4 datagram and has no
+	 * checksum that could verify. */
+	bool csum_ok = len <= 0xffff;
+	if (csum_ok) {
+		sum = tern_csum_pseudo(src, dst, TERN_IPPROTO_TCP_, (uint16_t)len);
+		csum_ok = tern_csum_fold(tern_csum_add(sum, seg, len, 0)) == 0;
+	}
 	err = tern_tcp_opts_parse(seg + TERN_TCP_HLEN, hlen - TERN_TCP_HLEN, &s->h.opts);
-	if (err != TERN_TCP_OK)
-		return err;
-
-	/* The pseudo-header's TCP length is 16 bits (RFC 9293 §3.1): a longer segment cannot
-	 * have come in an IPv4 datagram and has no checksum that could verify. */
-	if (len > 0xffff)
-		return TERN_TCP_CSUM;
-	sum = tern_csum_pseudo(src, dst, TERN_IPPROTO_TCP_, (uint16_t)len);
-	if (tern_csum_fold(tern_csum_add(sum, seg, len, 0)) != 0)
-		return TERN_TCP_CSUM;
-	return TERN_TCP_OK;
+	if (!csum_ok)
+		return TERN_TCP_CSUM; /* options as far as they parsed, for tracing */
+	return err;
 }
 
 size_t tern_tcp_build(uint8_t *buf, const struct tern_seg_info *h)

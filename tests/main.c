@@ -74,8 +74,8 @@ static int run_one(const struct test_entry *t, int nofork)
 	if (pid == 0) {
 		cur_failed = 0;
 		t->fn();
-		fflush(NULL);
-		_exit(cur_failed ? 1 : 0);
+		/* exit(), not _exit(): LeakSanitizer checks the test body at exit. */
+		exit(cur_failed ? 1 : 0);
 	}
 	int status;
 	if (waitpid(pid, &status, 0) < 0)

@@ -1117,10 +1117,11 @@ TEST(wire_tcp_malformed)
 	CHECK_EQ(s.h.len, 0x10000);
 	free(h);
 
-	/* Order: SHORT, DOFF, OPTS, CSUM. */
+	/* Order: SHORT, DOFF, CSUM, OPTS (a damaged segment is reported as damaged). */
 	len = mk_tcp(seg, bad_opts[0], 4, NULL, 0, SRC, DST);
-	seg[17] ^= 1;
 	CHECK_EQ(tcp_parse_exact(seg, len, SRC, DST, &s), TERN_TCP_OPTS);
+	seg[17] ^= 1;
+	CHECK_EQ(tcp_parse_exact(seg, len, SRC, DST, &s), TERN_TCP_CSUM);
 	seg[12] = 0x40;
 	CHECK_EQ(tcp_parse_exact(seg, len, SRC, DST, &s), TERN_TCP_DOFF);
 	CHECK_EQ(tcp_parse_exact(seg, 19, SRC, DST, &s), TERN_TCP_SHORT);

@@ -133,6 +133,7 @@ static void summary(FILE *out, struct scn *s, int json)
 int cmd_sim(int argc, char **argv)
 {
 	struct scn_opts o;
+	static char set_names[SCN_MAX_SETS][64];
 	memset(&o, 0, sizeof(o));
 	o.seed = 1;
 	const char *name = NULL;
@@ -179,18 +180,17 @@ int cmd_sim(int argc, char **argv)
 				fprintf(stderr, "tern sim: --set takes NAME=VALUE\n");
 				return 2;
 			}
-			char *nm = strndup(v, (size_t)(eq - v));
+			char *nm = set_names[o.nsets];
+			snprintf(nm, sizeof(set_names[0]), "%.*s", (int)(eq - v), v);
 			struct tern_settings probe;
 			tern_settings_default(&probe);
 			int rc = tern_settings_set(&probe, nm, eq + 1);
 			if (rc == -ENOENT) {
 				fprintf(stderr, "tern sim: no setting '%s' (see `tern settings`)\n", nm);
-				free(nm);
 				return 2;
 			}
 			if (rc < 0) {
 				fprintf(stderr, "tern sim: bad value for %s: '%s'\n", nm, eq + 1);
-				free(nm);
 				return 2;
 			}
 			o.sets[o.nsets].name = nm;
@@ -261,8 +261,6 @@ int cmd_sim(int argc, char **argv)
 	}
 	struct scn *s = NULL;
 	int rc = scn_run(sc, &o, NULL, printer_event, p, &s);
-	for (int i = 0; i < o.nsets; i++)
-		free((char *)o.sets[i].name);
 	printer_flush(p);
 	if (rc < 0) {
 		fprintf(stderr, "tern sim: %s\n", rc == -EINVAL ? "bad rule or setting" : tern_errno_name(rc));
