@@ -1,4 +1,5 @@
 /* The settings table: one row per tunable, with Linux's name, unit, range and default. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +146,7 @@ static int parse_value(const struct setting *r, const char *text, uint64_t *out)
 		return -EINVAL;
 	if (r->unit == U_MS || r->unit == U_S) {
 		double v = strtod(text, &end);
-		if (end == text || v < 0)
+		if (end == text || !(v >= 0) || v > 1e18) /* !(v >= 0) also refuses NaN */
 			return -EINVAL;
 		double scale = r->unit == U_S ? 1000.0 : 1.0;
 		if (*end == 0)
@@ -176,9 +177,12 @@ static int parse_value(const struct setting *r, const char *text, uint64_t *out)
 			return 0;
 		}
 	}
-	if (text[0] == '-')
+	if (text[0] == '-' || text[0] == '+' || text[0] == ' ')
 		return -EINVAL;
+	errno = 0;
 	unsigned long long v = strtoull(text, &end, 0);
+	if (errno == ERANGE)
+		return -EINVAL;
 	uint64_t mult = 1;
 	if (r->unit == U_BYTES && *end) {
 		if (!strcmp(end, "k") || !strcmp(end, "K") || !strcmp(end, "KiB"))

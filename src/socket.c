@@ -421,6 +421,8 @@ int tern_getsockname(struct tern_stack *st, int fd, struct tern_sockaddr *addr)
 	struct tern_tcb *t = sock_get(st, fd);
 	if (!t)
 		return -EBADF;
+	if (!addr)
+		return -EINVAL;
 	addr->addr = t->h.laddr;
 	addr->port = t->h.lport;
 	return 0;
@@ -431,6 +433,8 @@ int tern_getpeername(struct tern_stack *st, int fd, struct tern_sockaddr *addr)
 	struct tern_tcb *t = sock_get(st, fd);
 	if (!t)
 		return -EBADF;
+	if (!addr)
+		return -EINVAL;
 	int s = t->h.state;
 	if (s == TERN_STATE_LISTEN || s == TERN_STATE_CLOSED || s == TERN_STATE_SYN_SENT)
 		return -ENOTCONN;
@@ -526,8 +530,7 @@ int tern_setsockopt(struct tern_stack *st, int fd, int level, int name, const vo
 		if (!tcb_opts(&t->xo))
 			return -ENOMEM;
 		t->xo->maxseg = (uint32_t)v;
-		if (t->advmss > v)
-			t->advmss = (uint16_t)v;
+		t->advmss = (uint16_t)TERN_MIN((uint32_t)v, st->set.mtu - 40);
 		return 0;
 	case TERN_TCP_KEEPIDLE:
 	case TERN_TCP_KEEPINTVL:
@@ -579,6 +582,8 @@ int tern_sock_info(struct tern_stack *st, int fd, struct tern_tcp_info *i)
 	struct tern_tcb *t = sock_get(st, fd);
 	if (!t)
 		return -EBADF;
+	if (!i)
+		return -EINVAL;
 	memset(i, 0, sizeof(*i));
 	i->state = t->h.state;
 	if (t->h.state == TERN_STATE_LISTEN) {

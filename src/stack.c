@@ -439,5 +439,8 @@ size_t tern_stack_memory(const struct tern_stack *st)
 	m += (size_t)st->n_tcb * sizeof(struct tern_tcb);
 	m += (size_t)st->n_tw * sizeof(struct tern_tw);
 	m += st->mem_bufs;
+	for (int i = 0; i < 2; i++)
+		if (st->ring_cache[i])
+			m += sizeof(struct ring) + st->ring_cache[i]->cap;
 	return m;
 }

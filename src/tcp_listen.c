@@ -56,6 +56,7 @@ void listen_input(struct tern_stack *st, struct tern_tcb *l, const struct tern_t
 		if (c->xo)
 			*c->xo = *l->xo;
 	}
+	c->advmss = l->advmss; /* TCP_MAXSEG on the listener (Linux clamps the SYN-ACK's MSS) */
 	c->parent = l;
 	c->irs = h->seq;
 	c->rcv_nxt = h->seq + 1;

@@ -154,6 +154,12 @@ void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
 		uint32_t start = tcb->snd_una + ((tcb->tf & TF_SYN_ACKED) ? 0 : 1);
 		uint32_t end = start + ring_len(tcb->sndq);
 		uint32_t wnd = TERN_MIN(tcb->snd_wnd, tcb->cwnd);
+		/* A retransmission of the oldest segment goes out whatever the window says (a
+		 * window that closed, or an old ACK that said so, would otherwise stall the
+		 * connection until it times out): it is then also a window probe, as in Linux's
+		 * tcp_retransmit_timer. */
+		if (tcb->snd_nxt == tcb->snd_una && seq_lt(tcb->snd_una, tcb->snd_max) && wnd < tcb->mss)
+			wnd = tcb->mss;
 		uint32_t edge = tcb->snd_una + wnd;
 		/* A FIN is owed once the application shut down, until it is acknowledged (it is
 		 * the last thing sent, so "all sent is acked" means it was). */

@@ -253,8 +253,11 @@ uint32_t tcb_events(const struct tern_tcb *tcb)
 	int s = tcb->h.state;
 	if (s == TERN_STATE_LISTEN)
 		return tcb->acc_head ? TERN_EV_IN : 0;
-	bool rcv_shut = tcb->tf & (TF_FIN_RCVD | TF_SHUT_RD);
-	bool snd_shut = tcb->tf & TF_SHUT_WR;
+	/* A connection that has ended counts as shut down both ways (Linux's tcp_done()); a
+	 * socket never connected is CLOSED without being shut down. */
+	bool ended = s == TERN_STATE_CLOSED && (tcb->tf & TF_USED);
+	bool rcv_shut = ended || (tcb->tf & (TF_FIN_RCVD | TF_SHUT_RD));
+	bool snd_shut = ended || (tcb->tf & TF_SHUT_WR);
 	if ((rcv_shut && snd_shut) || s == TERN_STATE_CLOSED)
 		m |= TERN_EV_HUP;
 	if (rcv_shut)

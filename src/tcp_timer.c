@@ -110,6 +110,19 @@ static bool retransmits_timed_out(struct tern_stack *st, struct tern_tcb *tcb, u
 	return elapsed >= limit;
 }
 
+/* With TCP_USER_TIMEOUT the next retransmission timer ends no later than the user timeout
+ * does, so the abort comes on time rather than at the next backed-off RTO (Linux's
+ * tcp_clamp_rto_to_user_timeout). */
+static uint32_t rto_within_user_timeout(const struct tern_stack *st, const struct tern_tcb *tcb)
+{
+	if (!tcb->xo || !tcb->xo->user_timeout_ms)
+		return tcb->rto_ms;
+	int32_t remaining = (int32_t)(tcb->xo->user_timeout_ms - (st->now - tcb->retrans_stamp));
+	if (remaining <= 0)
+		return 1;
+	return TERN_MIN(tcb->rto_ms, (uint32_t)remaining);
+}
+
 /* Returns false when the connection ended (the TCB may be freed). */
 static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 {
@@ -149,7 +162,16 @@ static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 	}
 	if (tcb->retransmits == 0)
 		tcb->retrans_stamp = st->now - tcb->rto_ms; /* when this attempt began */
-	else if (retransmits_timed_out(st, tcb, boundary)) {
+	if (!tcb->snd_wnd && !(tcb->tf & TF_ORPHAN)) {
+		/* The peer shrank its window to zero: these retransmissions are window probes
+		 * and must not time out a peer that still answers; only one silent for
+		 * rto_max gives up (Linux's tcp_retransmit_timer; RFC 9293 §3.8.6.1). */
+		if ((uint32_t)(st->now - tcb->last_rcv) > st->set.rto_max_ms) {
+			st->stats.tcp_timeouts++;
+			tcb_drop(st, tcb, ETIMEDOUT);
+			return false;
+		}
+	} else if (retransmits_timed_out(st, tcb, boundary)) {
 		st->stats.tcp_timeouts++;
 		if (tcb->h.state == TERN_STATE_ESTABLISHED || tcb->h.state == TERN_STATE_CLOSE_WAIT)
 			st->stats.tcp_estab_resets++;
@@ -165,7 +187,7 @@ static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 	tcb->cwnd = tcb->mss;
 	tcb->rto_ms = TERN_MIN(tcb->rto_ms * 2, st->set.rto_max_ms);
 	tcp_retransmit(st, tcb);
-	tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
+	tcb_timer_set(st, tcb, T_RTX, rto_within_user_timeout(st, tcb));
 	return true;
 }
 

@@ -46,19 +46,6 @@ enum { A = 0, B = 1 };
 #define LAST_ACK TERN_STATE_LAST_ACK
 #define TIME_WAIT TERN_STATE_TIME_WAIT
 
-/*
- * Known bug (src/stack.c, tern_stack_events): on a stack that has never queued a readiness
- * event, st->evq is NULL and the final memmove(st->evq, st->evq + 0, 0) passes a null
- * pointer, which is undefined behaviour (C11 7.24.1p2) and stops the UBSan build. The
- * simulator calls tern_stack_events() on every host after every step, so any scenario
- * with a host that holds no socket (rst-closed-port) reaches it. The sanitizer build skips
- * those runs unless TERN_KNOWN_BUG is defined; every other build runs them.
- */
-#if defined(__SANITIZE_ADDRESS__) && !defined(TERN_KNOWN_BUG)
-#define SKIP_EVQ_NULL_UB 1
-#else
-#define SKIP_EVQ_NULL_UB 0
-#endif
 
 #define RUN_MAX 256
 

@@ -460,14 +460,6 @@ static const char *const scenario_names[] = {
 };
 #define NSCEN (sizeof(scenario_names) / sizeof(scenario_names[0]))
 
-/* The sanitizer build of `tern` stops in rst-closed-port on a known bug (a null pointer
- * handed to memmove in tern_stack_events; see tests/scn_check.h): skipped there unless
- * TERN_KNOWN_BUG is defined. */
-#if defined(__SANITIZE_ADDRESS__) && !defined(TERN_KNOWN_BUG)
-#define SKIP_EVQ_NULL_UB 1
-#else
-#define SKIP_EVQ_NULL_UB 0
-#endif
 
 TEST(cli_sim_list_names_every_scenario)
 {
@@ -491,8 +483,6 @@ TEST(cli_sim_list_names_every_scenario)
 TEST(cli_sim_every_scenario_prints_json_lines)
 {
 	for (size_t i = 0; i < NSCEN; i++) {
-		if (SKIP_EVQ_NULL_UB && !strcmp(scenario_names[i], "rst-closed-port"))
-			continue;
 		struct cmd c;
 		run(&c, "sim %s --format json", scenario_names[i]);
 		if (c.status != 0)
@@ -620,19 +610,14 @@ TEST(cli_sim_bad_usage_after_a_good_set)
 	struct cmd c;
 	run(&c, "sim syn-lost --set syn_retries=3 --set no_such_setting=1");
 	CHECK(strstr(c.err, "no_such_setting") != NULL);
-#ifdef TERN_KNOWN_BUG
-	/* tools/cmd_sim.c keeps each --set name in strndup()ed memory and frees it only after
-	 * the run: every error return after a valid --set leaks it. Under AddressSanitizer
-	 * (make test-sanitize) LeakSanitizer reports it and the exit status becomes 1. */
+	/* An error after a valid --set must not leak (it once did: LeakSanitizer in the
+	 * sanitizer build turned the exit status into 1). */
 	CHECK_EQ(c.status, 2);
 	CHECK(strstr(c.err, "LeakSanitizer") == NULL);
 	CHECK_STR(c.out, "");
 	cmd_free(&c);
 	CHECK_USAGE_ERROR("sim no-such-scenario --set syn_retries=3", "no-such-scenario");
 	CHECK_USAGE_ERROR("sim close --set syn_retries=3 --loss 7", "--loss");
-#else
-	cmd_free(&c);
-#endif
 }
 
 TEST(cli_sim_pcap)

@@ -106,7 +106,9 @@ int tern_settings_get(const struct tern_settings *s, const char *name, char *buf
 
 struct tern_setting_desc {
 	const char *name;
-	const char *unit;       /* "ms", "s", "bytes", "count", "bool", "segments" */
+	/* The unit of a bare number: "ms", "s", "bytes", "count", "bool", "segments", "port",
+	 * "number". Durations are stored in ms whatever their unit: min, max and def too. */
+	const char *unit;
 	uint64_t min, max, def;
 	const char *doc;
 };
