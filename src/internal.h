@@ -158,6 +158,7 @@ struct tern_tcb {
 	struct tcb_opts *xo;    /* per-socket settings, NULL: the stack's */
 	uint32_t total_retrans;
 	uint32_t segs_in, segs_out;
+	uint64_t bytes_acked, bytes_received; /* RFC 4898 / tcp_info, 64-bit as Linux's */
 };
 
 /* A port's owners, for bind() conflicts and ephemeral port choice (RFC 6056). */

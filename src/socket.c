@@ -604,6 +604,8 @@ int tern_sock_info(struct tern_stack *st, int fd, struct tern_tcp_info *i)
 	i->snd_ssthresh = t->ssthresh == UINT32_MAX ? 0x7fffffff : t->ssthresh / TERN_MAX(t->mss, 1);
 	i->snd_cwnd = t->cwnd / TERN_MAX(t->mss, 1);
 	i->total_retrans = t->total_retrans;
+	i->bytes_acked = t->bytes_acked;
+	i->bytes_received = t->bytes_received;
 	i->segs_in = t->segs_in;
 	i->segs_out = t->segs_out;
 	i->pmtu = st->set.mtu;

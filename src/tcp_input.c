@@ -116,6 +116,7 @@ static void new_ack(struct tern_stack *st, struct tern_tcb *tcb, uint32_t ack)
 	}
 	uint32_t queued = ring_len(tcb->sndq);
 	uint32_t data = TERN_MIN(acked, queued);
+	tcb->bytes_acked += data;
 	if (data) {
 		ring_consume(tcb->sndq, data);
 		if (!tcb->sndq->len) {
@@ -171,6 +172,7 @@ static uint32_t data_queue(struct tern_stack *st, struct tern_tcb *tcb, const ui
 	if (take < len)
 		st->stats.tcp_rcvbuf_drops++;
 	tcb->rcv_nxt += take;
+	tcb->bytes_received += take;
 	if (take)
 		stack_notify(st, tcb);
 	return take;
