@@ -463,16 +463,6 @@ static bool syn_sent_input(struct tern_stack *st, struct tern_tcb *tcb,
 	return true;
 }
 
-/* Linux's tcp_in_window(), used where Linux checks a half-open or FIN_WAIT_2 record. */
-static bool in_window(uint32_t seq, uint32_t end_seq, uint32_t s_win, uint32_t e_win)
-{
-	if (seq == s_win)
-		return true;
-	if (seq_gt(end_seq, s_win) && seq_lt(seq, e_win))
-		return true;
-	return seq == e_win && seq == end_seq;
-}
-
 /*
  * SYN-RCVD of a passive open: the checks Linux's tcp_check_req() makes on a half-open
  * connection before the full state machine runs. A retransmitted SYN gets the SYN-ACK again;
@@ -496,7 +486,7 @@ static bool syn_rcvd_passive_input(struct tern_stack *st, struct tern_tcb *tcb,
 		tcp_send_reset_for(st, seg);
 		return true;
 	}
-	if (!in_window(h->seq, seg_end, tcb->rcv_nxt, tcb->rcv_nxt + tcb->rcv_wnd)) {
+	if (!tcp_in_window(h->seq, seg_end, tcb->rcv_nxt, tcb->rcv_nxt + tcb->rcv_wnd)) {
 		if (!(flg & TERN_TH_RST) && !oow_rate_limited(st, tcb, seg, false))
 			tcp_send_ack(st, tcb);
 		return true;

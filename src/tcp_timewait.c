@@ -35,15 +35,6 @@ static void tw_oow_ack(struct tern_stack *st, struct tern_tw *tw, const struct t
 	tw_send_ack(st, tw);
 }
 
-static bool in_window(uint32_t seq, uint32_t end_seq, uint32_t s_win, uint32_t e_win)
-{
-	if (seq == s_win)
-		return true;
-	if (seq_gt(end_seq, s_win) && seq_lt(seq, e_win))
-		return true;
-	return seq == e_win && seq == end_seq;
-}
-
 bool tw_input(struct tern_stack *st, struct tern_tw *tw, const struct tern_tcp_seg *seg,
 	      uint32_t *isn)
 {
@@ -53,7 +44,7 @@ bool tw_input(struct tern_stack *st, struct tern_tw *tw, const struct tern_tcp_s
 
 	if (tw->h.state == TERN_STATE_FIN_WAIT_2) {
 		/* An orphan waiting for the peer's FIN: the checks of the full machine. */
-		if (!in_window(h->seq, end, tw->rcv_nxt, tw->rcv_nxt + tw->tn.user)) {
+		if (!tcp_in_window(h->seq, end, tw->rcv_nxt, tw->rcv_nxt + tw->tn.user)) {
 			if (!(f & TERN_TH_RST))
 				tw_oow_ack(st, tw, seg);
 			return true;

@@ -133,4 +133,15 @@ static inline int seq_ge(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0;
 static inline uint32_t seq_max(uint32_t a, uint32_t b) { return seq_gt(a, b) ? a : b; }
 static inline uint32_t seq_min(uint32_t a, uint32_t b) { return seq_lt(a, b) ? a : b; }
 
+/* Linux's tcp_in_window(): does [seq, end_seq) touch the window [s_win, e_win)? The test a
+ * half-open connection and an orphaned FIN_WAIT_2 record apply. */
+static inline int tcp_in_window(uint32_t seq, uint32_t end_seq, uint32_t s_win, uint32_t e_win)
+{
+	if (seq == s_win)
+		return 1;
+	if (seq_gt(end_seq, s_win) && seq_lt(seq, e_win))
+		return 1;
+	return seq == e_win && seq == end_seq;
+}
+
 #endif
