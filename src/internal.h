@@ -29,9 +29,22 @@ uint64_t siphash24(const uint8_t key[16], const void *data, size_t len);
 
 /* ---- byte ring: a send or receive buffer, allocated only while it holds data ---- */
 
+/*
+ * A receive ring also holds out-of-order data in place, at its distance from RCV.NXT, with
+ * the ranges it covers listed here (absolute sequence numbers, sorted, disjoint). Data that
+ * fills the hole before the first range joins it without another copy. At most RING_OOO
+ * ranges: a segment that would need one more is dropped (and counted).
+ */
+#define RING_OOO 8
 struct ring {
 	uint32_t cap, head, len;
-	uint32_t pad_;
+	uint8_t nooo;             /* out-of-order ranges held */
+	uint8_t ooo_fin;          /* a FIN arrived out of order at ooo_fin_seq */
+	uint16_t pad_;
+	uint32_t ooo_fin_seq;
+	struct {
+		uint32_t left, right;
+	} ooo[RING_OOO];
 	uint8_t data[];
 };
 
@@ -46,8 +59,8 @@ struct conn_hdr {
 	uint16_t lport, rport;
 	uint8_t kind;           /* enum conn_kind */
 	uint8_t state;          /* enum tern_state */
-	uint8_t flags;          /* TIME_WAIT records: TWF_* */
-	uint8_t spare_;
+	uint8_t flags;          /* TIME_WAIT records: TWF_*; TCBs: the congestion control module */
+	uint8_t spare;          /* TCBs: quick ACKs left (Linux's icsk_ack.quick) */
 };
 
 /*
@@ -66,13 +79,15 @@ struct tern_tw {
 };
 
 /* Timer kinds multiplexed on one wheel node per TCB (Linux keeps three; one node suffices:
- * it fires at the earliest armed deadline and the handler re-arms the rest). */
+ * it fires at the earliest armed deadline and the handler re-arms the rest). The keepalive
+ * deadline is not stored: it follows from the last segment received and the probes sent. */
 enum tcb_timer {
-	T_RTX = 0,     /* retransmission (RFC 6298), SYN/SYN-ACK/FIN included */
+	T_RTX = 0,     /* retransmission (RFC 6298) incl. SYN, SYN-ACK, FIN; or persist */
 	T_DACK,        /* delayed ACK */
-	T_KEEP,        /* keepalive, orphaned FIN_WAIT_2, SYN_RCVD lifetime */
+	T_KEEP,        /* keepalive */
 	T_COUNT
 };
+#define T_STORED 2     /* t_exp[] holds T_RTX and T_DACK */
 
 /* TCB flags. */
 #define TF_ACKNOW      0x00000001u /* send an ACK when this event is done */
@@ -100,8 +115,13 @@ enum tcb_timer {
 #define TF_EOF_SEEN    0x00400000u /* recv() has reported end of stream */
 #define TF_SYN_ACKED   0x00800000u /* our SYN is acknowledged: the send queue starts at snd_una */
 #define TF_USED        0x01000000u /* connect() was called or it came from accept() */
+#define TF_RECOVERY    0x02000000u /* in NewReno fast recovery (RFC 6582) */
+#define TF_PERSIST     0x04000000u /* the retransmission timer is the persist timer */
+#define TF_URG_SEEN    0x08000000u /* an urgent mark lies ahead in the receive stream */
+#define TF_URG_SEND    0x10000000u /* urgent data lies ahead in the send stream */
 
-/* Per-socket settings, allocated only when a socket sets one (most never do). 0: default. */
+/* Per-socket settings and rarely used state, allocated only when a socket needs them (most
+ * never do). 0: the stack's default. */
 struct tcb_opts {
 	uint32_t keepidle_ms, keepintvl_ms, keepcnt;
 	uint32_t syn_retries;
@@ -109,11 +129,14 @@ struct tcb_opts {
 	uint32_t user_timeout_ms;
 	uint32_t linger_s;      /* SO_LINGER time */
 	uint32_t maxseg;        /* TCP_MAXSEG */
+	uint32_t sndbuf, rcvbuf;/* SO_SNDBUF, SO_RCVBUF */
+	uint32_t snd_up;        /* SND.UP: just past the last urgent byte sent (Linux, BSD) */
+	uint32_t rcv_up;        /* the urgent byte received (RCV.UP - 1 in BSD's reading) */
 };
 
 struct tern_tcb {
 	struct conn_hdr h;      /* tuple and state; in the 4-tuple or listener table */
-	struct tw_node tn;      /* the TCB's one timer; tn.user unused */
+	struct tw_node tn;      /* the TCB's one timer; tn.user: delayed-ACK timeout (ato), ms */
 	int32_t fd;             /* -1 when the application holds no descriptor */
 	uint32_t tf;            /* TF_* */
 	uint8_t timers;         /* bit (1 << T_*): armed */
@@ -127,8 +150,9 @@ struct tern_tcb {
 		struct {
 			/* Send sequence space, RFC 9293 §3.3.1. snd_max (BSD) is the highest
 			 * sequence number sent; snd_nxt falls back to snd_una on a timeout. */
-			uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
+			uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1;
 			uint32_t max_snd_wnd; /* MAX.SND.WND, RFC 5961 §5.2 */
+			uint32_t snd_recover; /* "recover" of RFC 6582: snd_max when recovery began */
 			/* Receive sequence space. rcv_wup is rcv_nxt when the window was last
 			 * advertised, so rcv_wup + rcv_wnd is the right edge we promised. */
 			uint32_t irs, rcv_nxt, rcv_wnd, rcv_wup;
@@ -146,12 +170,15 @@ struct tern_tcb {
 	uint32_t rto_ms;
 	uint32_t rtt_seq, rtt_start; /* the timed segment's end and its send tick */
 	uint32_t retrans_stamp; /* tick the oldest unacknowledged segment was first sent */
-	uint32_t t_exp[T_COUNT];/* deadline of each armed timer kind (ticks) */
+	uint32_t t_exp[T_STORED];/* deadlines of T_RTX and T_DACK when armed (ticks) */
 	uint32_t cwnd, ssthresh;/* bytes */
+	uint32_t ca_acked;      /* congestion avoidance: bytes acked towards the next MSS (RFC 3465) */
+	uint32_t snd_sml;       /* end of the last small segment sent (Minshall's Nagle) */
+	uint32_t lsndtime;      /* tick of the last data sent (cwnd restart after idle) */
 	uint32_t last_rcv;      /* tick of the last segment received (keepalive idle time) */
-	uint32_t last_oow_ack;  /* tick of the last ACK for an out-of-window segment */
+	uint16_t last_oow_ack;  /* tick (mod 2^16) of the last ACK for an out-of-window segment */
+	uint16_t rcv_mss;       /* the peer's segment size as seen (Linux's icsk_ack.rcv_mss) */
 	struct ring *sndq, *rcvq;
-	uint32_t sndbuf, rcvbuf;/* capacities */
 	struct tern_tcb *parent;/* passive open: the listener, until accepted */
 	struct tern_tcb *qnext; /* listener's accept queue */
 	struct tern_tcb *bnext; /* port's bind bucket */
@@ -217,6 +244,7 @@ struct tern_stack {
 	struct ring *ring_cache[2];/* one spare ring of each default size, to avoid malloc churn */
 
 	uint16_t ip_id;            /* IPv4 identification for datagrams that may fragment */
+	uint32_t seg_gap_ms;       /* input scratch: time since the connection's previous segment */
 	uint8_t txbuf[20 + 60];    /* IPv4 + TCP header scratch for output */
 };
 
@@ -231,6 +259,17 @@ void ring_put(struct tern_stack *st, struct ring *r);
 uint32_t ring_write(struct ring *r, const void *src, uint32_t n);
 uint32_t ring_read(struct ring *r, void *dst, uint32_t n, int consume);
 void ring_consume(struct ring *r, uint32_t n);
+/* Copy n bytes to off bytes past the head (off + n <= cap), leaving len alone. */
+void ring_write_at(struct ring *r, uint32_t off, const void *src, uint32_t n);
+/* Reassembly (tcp_reass.c): place len bytes of sequence number seq (>= rcv_nxt, inside the
+ * ring) and return how far RCV.NXT moves: the bytes now in order, out-of-order data they
+ * reach included. Data that would need one range too many is refused (*refused = true). */
+uint32_t reass_insert(struct ring *r, uint32_t rcv_nxt, uint32_t seq, const uint8_t *data,
+		      uint32_t len, bool *refused);
+static inline bool ring_idle(const struct ring *r)
+{
+	return r->len == 0 && r->nooo == 0 && !r->ooo_fin;
+}
 /* Up to two pieces covering n bytes starting off bytes into the ring. Returns pieces used. */
 unsigned ring_peek(const struct ring *r, uint32_t off, uint32_t n, struct tern_iovec iov[2]);
 static inline uint32_t ring_len(const struct ring *r) { return r ? r->len : 0; }
@@ -288,6 +327,14 @@ uint32_t tcb_keepidle(const struct tern_stack *st, const struct tern_tcb *tcb);
 uint32_t tcb_keepintvl(const struct tern_stack *st, const struct tern_tcb *tcb);
 uint32_t tcb_keepcnt(const struct tern_stack *st, const struct tern_tcb *tcb);
 uint32_t tcb_syn_retries(const struct tern_stack *st, const struct tern_tcb *tcb);
+static inline uint32_t tcb_sndbuf(const struct tern_stack *st, const struct tern_tcb *tcb)
+{
+	return tcb->xo && tcb->xo->sndbuf ? tcb->xo->sndbuf : st->set.wmem_default;
+}
+static inline uint32_t tcb_rcvbuf(const struct tern_stack *st, const struct tern_tcb *tcb)
+{
+	return tcb->xo && tcb->xo->rcvbuf ? tcb->xo->rcvbuf : st->set.rmem_default;
+}
 int32_t tcb_fin_timeout(const struct tern_stack *st, const struct tern_tcb *tcb);
 struct tcb_opts *tcb_opts(struct tcb_opts **xo);
 /* The send MSS from the peer's SYN options (RFC 9293 §3.7.1). */
@@ -296,7 +343,7 @@ void tcb_set_peer_mss(struct tern_tcb *tcb, const struct tern_tcp_opts *o);
 static inline uint32_t tcb_snd_queued(const struct tern_tcb *tcb) { return ring_len(tcb->sndq); }
 /* Sequence number just past the last byte the application queued (FIN goes here). */
 uint32_t tcb_snd_end(const struct tern_tcb *tcb);
-uint32_t tcb_events(const struct tern_tcb *tcb);
+uint32_t tcb_events(const struct tern_stack *st, const struct tern_tcb *tcb);
 
 /* ---- tcp_timer.c ---- */
 void tcb_timer_set(struct tern_stack *st, struct tern_tcb *tcb, enum tcb_timer k, uint32_t ms);
@@ -325,8 +372,21 @@ void tcp_send_reset_for(struct tern_stack *st, const struct tern_tcp_seg *seg);
 void tcp_send_raw(struct tern_stack *st, uint32_t src, uint32_t dst, uint16_t sport,
 		  uint16_t dport, uint32_t seq, uint32_t ack, uint16_t flags, uint16_t win,
 		  const struct tern_tcp_opts *opts, int fd);
-/* The window to advertise now, never moving the right edge left (RFC 9293 §3.8.6.2.2). */
+/* The window to advertise now, never moving the right edge left (RFC 9293 §3.8.6.2.2), and
+ * recorded as advertised (rcv_wnd, rcv_wup). */
 uint32_t tcp_select_window(struct tern_stack *st, struct tern_tcb *tcb);
+/* The window tcp_select_window() would choose, without recording it. */
+uint32_t tcp_window_now(const struct tern_stack *st, const struct tern_tcb *tcb);
+/* Resend the oldest unacknowledged segment (fast retransmit, NewReno partial ACK). */
+void tcp_retransmit_head(struct tern_stack *st, struct tern_tcb *tcb);
+/* A probe: an ACK with sequence number SND.UNA - 1 and no data, which the peer must answer
+ * with its current ACK and window (keepalive; zero-window probe as Linux sends it). */
+void tcp_send_probe(struct tern_stack *st, struct tern_tcb *tcb);
+/* The persist timer fired: send what the window allows, or a probe. */
+void tcp_persist_probe(struct tern_stack *st, struct tern_tcb *tcb);
+void tcp_persist_arm(struct tern_stack *st, struct tern_tcb *tcb);
+/* The delayed-ACK timeout to use now, ms. */
+uint32_t tcb_ato(const struct tern_stack *st, const struct tern_tcb *tcb);
 void tcp_trace_seg(struct tern_stack *st, enum tern_trace_kind kind, const struct tern_seg_info *h,
 		   int fd, const char *reason);
 

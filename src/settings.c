@@ -81,6 +81,8 @@ static const struct setting table[] = {
 	    "largest send buffer a socket may ask for"),
 	ROW("initial_cwnd", initial_cwnd, U_SEG, "segments", 1, 1000, 10,
 	    "initial congestion window (RFC 6928)"),
+	ROW("congestion_control", congestion_control, U_COUNT, "number", 0, 0, 0,
+	    "congestion control of new sockets: 0 reno (RFC 5681 with NewReno recovery); CUBIC comes later"),
 	ROW("max_sockets", max_sockets, U_COUNT, "count", 1, 1u << 30, 1048576,
 	    "descriptors a stack hands out"),
 	ROW("max_connections", max_connections, U_COUNT, "count", 1, 1u << 30, 1048576,

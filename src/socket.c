@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#include "cc.h"
 
 static struct tern_tcb *sock_get(struct tern_stack *st, int fd)
 {
@@ -192,12 +193,9 @@ static int take_error(struct tern_tcb *t)
 	return e;
 }
 
-long tern_send(struct tern_stack *st, int fd, const void *buf, size_t len, int flags)
+/* Whether the socket may take data to send now: 0, or the error a send gets. */
+static int send_state(struct tern_tcb *t)
 {
-	(void)flags;
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
 	if (t->err)
 		return -take_error(t);
 	if (t->tf & TF_SHUT_WR)
@@ -205,7 +203,7 @@ long tern_send(struct tern_stack *st, int fd, const void *buf, size_t len, int f
 	switch (t->h.state) {
 	case TERN_STATE_ESTABLISHED:
 	case TERN_STATE_CLOSE_WAIT:
-		break;
+		return 0;
 	case TERN_STATE_SYN_SENT:
 	case TERN_STATE_SYN_RCVD:
 		return -EAGAIN; /* as Linux for a non-blocking socket still connecting */
@@ -216,20 +214,97 @@ long tern_send(struct tern_stack *st, int fd, const void *buf, size_t len, int f
 	default:
 		return -EPIPE;
 	}
-	if (len == 0)
-		return 0;
+}
+
+/* The send ring, taken when the first byte needs it. Returns its free room (0: full). */
+static long send_room(struct tern_stack *st, struct tern_tcb *t)
+{
 	if (!t->sndq) {
-		t->sndq = ring_get(st, t->sndbuf);
+		t->sndq = ring_get(st, tcb_sndbuf(st, t));
 		if (!t->sndq)
 			return -ENOBUFS;
 	}
-	uint32_t cap = TERN_MIN(t->sndq->cap, t->sndbuf);
-	uint32_t room = cap > t->sndq->len ? cap - t->sndq->len : 0;
-	if (!room)
-		return -EAGAIN;
+	uint32_t cap = TERN_MIN(t->sndq->cap, tcb_sndbuf(st, t));
+	return cap > t->sndq->len ? cap - t->sndq->len : 0;
+}
+
+/* RFC 9293 §3.8.5 urgent data, the way Linux (and BSD) place the pointer: just past the last
+ * byte of the urgent send, which is the urgent byte. */
+static int mark_urgent(struct tern_tcb *t)
+{
+	if (!tcb_opts(&t->xo))
+		return -ENOMEM;
+	t->xo->snd_up = tcb_snd_end(t);
+	t->tf |= TF_URG_SEND;
+	return 0;
+}
+
+long tern_send(struct tern_stack *st, int fd, const void *buf, size_t len, int flags)
+{
+	struct tern_tcb *t = sock_get(st, fd);
+	if (!t)
+		return -EBADF;
+	int rc = send_state(t);
+	if (rc < 0)
+		return rc;
+	if (len == 0)
+		return 0;
+	if (!buf)
+		return -EFAULT;
+	long room = send_room(st, t);
+	if (room <= 0)
+		return room < 0 ? room : -EAGAIN;
 	uint32_t n = ring_write(t->sndq, buf, (uint32_t)TERN_MIN(len, (size_t)room));
+	if ((flags & TERN_MSG_OOB) && mark_urgent(t) < 0)
+		return -ENOMEM;
 	tcp_output(st, t);
 	return n;
+}
+
+long tern_send_zc(struct tern_stack *st, int fd, struct tern_wiovec iov[2], unsigned *n)
+{
+	struct tern_tcb *t = sock_get(st, fd);
+	if (!t)
+		return -EBADF;
+	if (!iov || !n)
+		return -EINVAL;
+	*n = 0;
+	int rc = send_state(t);
+	if (rc < 0)
+		return rc;
+	long room = send_room(st, t);
+	if (room <= 0)
+		return room < 0 ? room : -EAGAIN;
+	struct ring *r = t->sndq;
+	uint32_t tail = r->head + r->len;
+	if (tail >= r->cap)
+		tail -= r->cap;
+	uint32_t first = TERN_MIN((uint32_t)room, r->cap - tail);
+	iov[0].base = r->data + tail;
+	iov[0].len = first;
+	*n = 1;
+	if ((uint32_t)room > first) {
+		iov[1].base = r->data;
+		iov[1].len = (uint32_t)room - first;
+		*n = 2;
+	}
+	return room;
+}
+
+int tern_send_commit(struct tern_stack *st, int fd, size_t len, int flags)
+{
+	struct tern_tcb *t = sock_get(st, fd);
+	if (!t)
+		return -EBADF;
+	if (!len)
+		return 0;
+	if (!t->sndq || len > t->sndq->cap - t->sndq->len)
+		return -EINVAL;
+	t->sndq->len += (uint32_t)len;
+	if ((flags & TERN_MSG_OOB) && mark_urgent(t) < 0)
+		return -ENOMEM;
+	tcp_output(st, t);
+	return 0;
 }
 
 /* After the application reads, tell the peer about the space if it at least doubled the
@@ -245,39 +320,49 @@ static void window_update(struct tern_stack *st, struct tern_tcb *t)
 	int32_t now_wnd = (int32_t)(t->rcv_wup + t->rcv_wnd - t->rcv_nxt);
 	if (now_wnd < 0)
 		now_wnd = 0;
-	if ((uint32_t)now_wnd * 2 > TERN_MAX_WINDOW)
+	if ((uint32_t)now_wnd * 2 > TERN_MIN(tcb_rcvbuf(st, t), TERN_MAX_WINDOW))
 		return;
-	uint32_t used = ring_len(t->rcvq);
-	uint32_t free_space = t->rcvbuf > used ? t->rcvbuf - used : 0;
-	if (free_space > TERN_MAX_WINDOW)
-		free_space = TERN_MAX_WINDOW;
-	if (free_space >= t->advmss)
-		free_space -= free_space % t->advmss;
-	if (free_space && free_space >= 2 * (uint32_t)now_wnd)
+	uint32_t w = tcp_window_now(st, t);
+	if (w && w >= 2 * (uint32_t)now_wnd)
 		tcp_send_ack(st, t);
 }
 
-long tern_recv(struct tern_stack *st, int fd, void *buf, size_t len, int flags)
+/* The sequence number of the next byte the application will read. */
+static uint32_t copied_seq(const struct tern_tcb *t)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
-	if (t->h.state == TERN_STATE_LISTEN)
-		return -ENOTCONN;
-	uint32_t avail = ring_len(t->rcvq);
-	if (avail && len) {
-		bool peek = flags & TERN_MSG_PEEK;
-		uint32_t n = ring_read(t->rcvq, buf, (uint32_t)TERN_MIN(len, (size_t)avail), !peek);
-		if (!peek) {
-			if (!t->rcvq->len) {
-				ring_put(st, t->rcvq);
-				t->rcvq = NULL;
-			}
-			window_update(st, t);
-			stack_notify(st, t);
-		}
-		return n;
+	return t->rcv_nxt - ring_len(t->rcvq);
+}
+
+/* The urgent mark: bytes readable before it (reads stop there, so that tern_sockatmark()
+ * turns true), or -1 when there is none ahead. */
+static long bytes_to_mark(const struct tern_tcb *t)
+{
+	if (!(t->tf & TF_URG_SEEN) || !t->xo)
+		return -1;
+	uint32_t cs = copied_seq(t);
+	if (seq_lt(t->xo->rcv_up, cs))
+		return -1;
+	return (long)(t->xo->rcv_up - cs);
+}
+
+/* Bytes are gone from the receive buffer: free it when empty, pass the urgent mark, and
+ * perhaps announce the window. */
+static void consumed(struct tern_stack *st, struct tern_tcb *t, uint32_t n)
+{
+	ring_consume(t->rcvq, n);
+	if (ring_idle(t->rcvq)) {
+		ring_put(st, t->rcvq);
+		t->rcvq = NULL;
 	}
+	if ((t->tf & TF_URG_SEEN) && t->xo && seq_gt(copied_seq(t), t->xo->rcv_up))
+		t->tf &= ~TF_URG_SEEN;
+	window_update(st, t);
+	stack_notify(st, t);
+}
+
+/* What a read returns when no data is ready: an error, end of stream, or -EAGAIN. */
+static long recv_empty(struct tern_tcb *t, size_t len)
+{
 	if (t->err)
 		return -take_error(t);
 	if (t->tf & (TF_FIN_RCVD | TF_SHUT_RD))
@@ -287,6 +372,72 @@ long tern_recv(struct tern_stack *st, int fd, void *buf, size_t len, int flags)
 	if (len == 0)
 		return 0;
 	return -EAGAIN;
+}
+
+long tern_recv(struct tern_stack *st, int fd, void *buf, size_t len, int flags)
+{
+	struct tern_tcb *t = sock_get(st, fd);
+	if (!t)
+		return -EBADF;
+	if (t->h.state == TERN_STATE_LISTEN)
+		return -ENOTCONN;
+	if (flags & TERN_MSG_OOB)
+		return -EINVAL; /* urgent data stays inline (SO_OOBINLINE): see tern_sockatmark() */
+	uint32_t avail = ring_len(t->rcvq);
+	if (avail && len) {
+		if (!buf)
+			return -EFAULT;
+		/* Linux stops a read at the urgent mark when bytes come before it. */
+		long mark = bytes_to_mark(t);
+		if (mark > 0 && (uint32_t)mark < avail)
+			avail = (uint32_t)mark;
+		bool peek = flags & TERN_MSG_PEEK;
+		uint32_t n = ring_read(t->rcvq, buf, (uint32_t)TERN_MIN(len, (size_t)avail), 0);
+		if (!peek)
+			consumed(st, t, n);
+		return n;
+	}
+	return recv_empty(t, len);
+}
+
+long tern_recv_zc(struct tern_stack *st, int fd, struct tern_iovec iov[2], unsigned *n)
+{
+	struct tern_tcb *t = sock_get(st, fd);
+	if (!t)
+		return -EBADF;
+	if (!iov || !n)
+		return -EINVAL;
+	*n = 0;
+	if (t->h.state == TERN_STATE_LISTEN)
+		return -ENOTCONN;
+	uint32_t avail = ring_len(t->rcvq);
+	if (!avail)
+		return recv_empty(t, 1);
+	long mark = bytes_to_mark(t);
+	if (mark > 0 && (uint32_t)mark < avail)
+		avail = (uint32_t)mark;
+	*n = ring_peek(t->rcvq, 0, avail, iov);
+	return avail;
+}
+
+int tern_recv_consume(struct tern_stack *st, int fd, size_t len)
+{
+	struct tern_tcb *t = sock_get(st, fd);
+	if (!t)
+		return -EBADF;
+	if (len > ring_len(t->rcvq))
+		return -EINVAL;
+	if (len)
+		consumed(st, t, (uint32_t)len);
+	return 0;
+}
+
+int tern_sockatmark(struct tern_stack *st, int fd)
+{
+	struct tern_tcb *t = sock_get(st, fd);
+	if (!t)
+		return -EBADF;
+	return bytes_to_mark(t) == 0 && seq_lt(t->xo->rcv_up, t->rcv_nxt);
 }
 
 int tern_shutdown(struct tern_stack *st, int fd, int how)
@@ -495,17 +646,18 @@ int tern_setsockopt(struct tern_stack *st, int fd, int level, int name, const vo
 			return 0;
 		case TERN_SO_KEEPALIVE:
 			set_flag(t, TF_KEEPALIVE, v);
+			tcb_keepalive_reset(st, t);
 			return 0;
 		case TERN_SO_SNDBUF:
-			if (v < 256)
-				v = 256;
-			t->sndbuf = TERN_MIN((uint32_t)v, st->set.wmem_max);
+			if (!tcb_opts(&t->xo))
+				return -ENOMEM;
+			t->xo->sndbuf = TERN_MIN((uint32_t)TERN_MAX(v, 256), st->set.wmem_max);
 			stack_notify(st, t);
 			return 0;
 		case TERN_SO_RCVBUF:
-			if (v < 256)
-				v = 256;
-			t->rcvbuf = TERN_MIN((uint32_t)v, st->set.rmem_max);
+			if (!tcb_opts(&t->xo))
+				return -ENOMEM;
+			t->xo->rcvbuf = TERN_MIN((uint32_t)TERN_MAX(v, 256), st->set.rmem_max);
 			return 0;
 		default:
 			return -ENOPROTOOPT;
@@ -513,11 +665,26 @@ int tern_setsockopt(struct tern_stack *st, int fd, int level, int name, const vo
 	}
 	if (level != TERN_IPPROTO_TCP)
 		return -ENOPROTOOPT;
+	if (name == TERN_TCP_CONGESTION) {
+		char nm[16];
+		if (!val || !len)
+			return -EINVAL;
+		size_t k = TERN_MIN(len, sizeof(nm) - 1);
+		memcpy(nm, val, k);
+		nm[k] = 0;
+		int id = cc_find(nm);
+		if (id < 0)
+			return -ENOENT;
+		t->h.flags = (uint8_t)id;
+		return 0;
+	}
 	if (get_int(val, len, &v) < 0)
 		return -EINVAL;
 	switch (name) {
 	case TERN_TCP_NODELAY:
 		set_flag(t, TF_NODELAY, v);
+		if (v)
+			tcp_output(st, t); /* Linux pushes what Nagle held back */
 		return 0;
 	case TERN_TCP_CORK:
 		set_flag(t, TF_CORK, v);
@@ -632,8 +799,8 @@ int tern_getsockopt(struct tern_stack *st, int fd, int level, int name, void *va
 		switch (name) {
 		case TERN_SO_REUSEADDR: return put_int(val, len, !!(t->tf & TF_REUSEADDR));
 		case TERN_SO_KEEPALIVE: return put_int(val, len, !!(t->tf & TF_KEEPALIVE));
-		case TERN_SO_SNDBUF: return put_int(val, len, (int)t->sndbuf);
-		case TERN_SO_RCVBUF: return put_int(val, len, (int)t->rcvbuf);
+		case TERN_SO_SNDBUF: return put_int(val, len, (int)tcb_sndbuf(st, t));
+		case TERN_SO_RCVBUF: return put_int(val, len, (int)tcb_rcvbuf(st, t));
 		case TERN_SO_ERROR: return put_int(val, len, take_error(t));
 		case TERN_SO_LINGER: {
 			struct tern_linger lg = {!!(t->tf & TF_LINGER), t->xo ? (int)t->xo->linger_s : 0};
@@ -648,6 +815,15 @@ int tern_getsockopt(struct tern_stack *st, int fd, int level, int name, void *va
 	}
 	if (level != TERN_IPPROTO_TCP)
 		return -ENOPROTOOPT;
+	if (name == TERN_TCP_CONGESTION) {
+		const char *nm = tcb_cc(t)->name;
+		size_t k = strlen(nm) + 1;
+		if (!val || *len < k)
+			return -EINVAL;
+		memcpy(val, nm, k);
+		*len = k;
+		return 0;
+	}
 	switch (name) {
 	case TERN_TCP_NODELAY: return put_int(val, len, !!(t->tf & TF_NODELAY));
 	case TERN_TCP_CORK: return put_int(val, len, !!(t->tf & TF_CORK));
@@ -685,5 +861,5 @@ int tern_sock_state(struct tern_stack *st, int fd)
 int tern_sock_events(struct tern_stack *st, int fd)
 {
 	struct tern_tcb *t = sock_get(st, fd);
-	return t ? (int)tcb_events(t) : -EBADF;
+	return t ? (int)tcb_events(st, t) : -EBADF;
 }

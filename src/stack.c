@@ -349,7 +349,7 @@ int tern_stack_events(struct tern_stack *st, struct tern_event *out, int max)
 			continue;
 		t->tf &= ~TF_EVQ;
 		out[n].fd = fd;
-		out[n].events = tcb_events(t);
+		out[n].events = tcb_events(st, t);
 		n++;
 	}
 	if (i) {

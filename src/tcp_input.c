@@ -6,6 +6,7 @@
  */
 #include <string.h>
 #include "internal.h"
+#include "cc.h"
 
 static void trace_recv(struct tern_stack *st, const struct tern_tcp_seg *seg, int fd)
 {
@@ -22,12 +23,13 @@ static bool oow_rate_limited(struct tern_stack *st, struct tern_tcb *tcb,
 	if (!always_limit && (seg->h.len || (seg->h.flags & TERN_TH_FIN)) &&
 	    !(seg->h.flags & TERN_TH_SYN))
 		return false;
+	uint16_t now16 = (uint16_t)st->now;
 	if (tcb->last_oow_ack) {
-		int32_t elapsed = (int32_t)(st->now - tcb->last_oow_ack);
-		if (elapsed >= 0 && (uint32_t)elapsed < st->set.invalid_ratelimit_ms)
+		uint16_t elapsed = (uint16_t)(now16 - tcb->last_oow_ack);
+		if (elapsed < st->set.invalid_ratelimit_ms)
 			return true;
 	}
-	tcb->last_oow_ack = st->now;
+	tcb->last_oow_ack = now16 ? now16 : 1; /* 0 means "never", as in Linux */
 	return false;
 }
 
@@ -43,11 +45,17 @@ static void challenge_ack(struct tern_stack *st, struct tern_tcb *tcb, const str
 
 static void establish(struct tern_stack *st, struct tern_tcb *tcb)
 {
-	/* RFC 6928: IW = 10 segments; RFC 5681 §3.1: ssthresh starts arbitrarily high. */
-	tcb->cwnd = st->set.initial_cwnd * tcb->mss;
-	tcb->ssthresh = UINT32_MAX;
+	tcb_cc(tcb)->init(st, tcb);
+	tcb->snd_recover = tcb->snd_una;
+	tcb->lsndtime = st->now;
+	/* Linux's tcp_initialize_rcv_mss(): a guess at the peer's segments, refined as they
+	 * arrive; it decides when two full segments have come in (delayed ACK). */
+	uint32_t rmss = TERN_MIN(TERN_MIN((uint32_t)tcb->advmss, (uint32_t)tcb->mss),
+				 (uint32_t)TERN_DEFAULT_MSS);
+	tcb->rcv_mss = (uint16_t)TERN_MAX(rmss, 88u);
 	tcb->tf &= ~TF_CONNECTING;
 	tcb_set_state(st, tcb, TERN_STATE_ESTABLISHED);
+	tcb_keepalive_reset(st, tcb);
 	stack_notify(st, tcb);
 }
 
@@ -106,10 +114,12 @@ static bool enter_fin_wait_2(struct tern_stack *st, struct tern_tcb *tcb,
 	return false;
 }
 
-/* An acceptable ACK that acknowledges new data (RFC 9293 §3.10.7.4, fifth, ESTABLISHED). */
+/* An acceptable ACK that acknowledges new data (RFC 9293 §3.10.7.4, fifth, ESTABLISHED),
+ * with loss recovery as RFC 6582 (NewReno) describes it. */
 static void new_ack(struct tern_stack *st, struct tern_tcb *tcb, uint32_t ack)
 {
 	uint32_t acked = ack - tcb->snd_una;
+	uint32_t seq_acked = acked;
 	if (!(tcb->tf & TF_SYN_ACKED)) {
 		acked--; /* the SYN's sequence number */
 		tcb->tf |= TF_SYN_ACKED;
@@ -134,17 +144,66 @@ static void new_ack(struct tern_stack *st, struct tern_tcb *tcb, uint32_t ack)
 	}
 	tcb->retransmits = 0;
 	tcb_rto_reset(st, tcb);
-	/* RFC 5681 §3.1: slow start below ssthresh, congestion avoidance above. */
-	if (tcb->cwnd < tcb->ssthresh)
-		tcb->cwnd += TERN_MIN(acked, (uint32_t)tcb->mss);
-	else
-		tcb->cwnd += TERN_MAX(1u, (uint32_t)tcb->mss * tcb->mss / tcb->cwnd);
-	if (tcb->snd_una == tcb->snd_max)
-		tcb_timer_clear(st, tcb, T_RTX);
-	else
+	if (tcb->tf & TF_RECOVERY) {
+		if (seq_ge(ack, tcb->snd_recover)) {
+			/* RFC 6582 §3.2 step 3: a full acknowledgment ends recovery. */
+			tcb->tf &= ~TF_RECOVERY;
+			tcb->dupacks = 0;
+			tcb_cc(tcb)->on_recovery_end(st, tcb);
+		} else {
+			/* Step 4, a partial acknowledgment: the next hole is lost too. Resend it at
+			 * once and deflate cwnd by what left the network, keeping one SMSS. */
+			st->stats.tcp_partial_acks++;
+			tcp_retransmit_head(st, tcb);
+			tcb->cwnd -= TERN_MIN(seq_acked, tcb->cwnd);
+			if (seq_acked >= tcb->mss)
+				tcb->cwnd += tcb->mss;
+			if (tcb->cwnd < tcb->mss)
+				tcb->cwnd = tcb->mss;
+		}
+	} else {
+		tcb->dupacks = 0;
+		if (data)
+			tcb_cc(tcb)->on_ack(st, tcb, data);
+	}
+	if (tcb->snd_una == tcb->snd_max) {
+		if (!(tcb->tf & TF_PERSIST))
+			tcb_timer_clear(st, tcb, T_RTX);
+	} else {
+		tcb->tf &= ~TF_PERSIST;
 		tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms); /* RFC 6298 §5.3 */
+	}
 	if (data)
 		stack_notify(st, tcb);
+}
+
+/*
+ * RFC 5681 §2: a duplicate ACK acknowledges nothing new while data is outstanding, carries
+ * no data, no SYN or FIN, and leaves the window as it was. The third starts fast retransmit
+ * and NewReno fast recovery (RFC 5681 §3.2, RFC 6582 §3.2); the first two may each release
+ * one new segment (limited transmit, RFC 3042, applied in tcp_output); during recovery each
+ * one inflates cwnd by a segment that has left the network.
+ */
+static void dup_ack(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	st->stats.tcp_dupacks_in++;
+	if (tcb->dupacks < 255)
+		tcb->dupacks++;
+	if (tcb->tf & TF_RECOVERY) {
+		tcb->cwnd += tcb->mss;
+		return;
+	}
+	/* Step 2 of RFC 6582: after a timeout, duplicate ACKs for data sent before it (below
+	 * "recover") must not trigger another reduction. */
+	if (tcb->dupacks != 3 || seq_lt(tcb->snd_una, tcb->snd_recover))
+		return;
+	st->stats.tcp_fast_retrans++;
+	tcb->ssthresh = tcb_cc(tcb)->ssthresh(st, tcb);
+	tcb->snd_recover = tcb->snd_max;
+	tcb->tf |= TF_RECOVERY;
+	tcb->tf &= ~TF_RTT_VALID; /* Karn */
+	tcp_retransmit_head(st, tcb);
+	tcb->cwnd = tcb->ssthresh + 3u * tcb->mss;
 }
 
 /* Linux's tcp_reset_check(): once the peer's FIN is in, its RST may carry the FIN's own
@@ -156,26 +215,99 @@ static bool reset_check(const struct tern_tcb *tcb, const struct tern_tcp_seg *s
 	       (s == TERN_STATE_CLOSE_WAIT || s == TERN_STATE_LAST_ACK || s == TERN_STATE_CLOSING);
 }
 
-/* Queue in-order data (RFC 9293 §3.10.7.4, seventh). Returns bytes taken. */
-static uint32_t data_queue(struct tern_stack *st, struct tern_tcb *tcb, const uint8_t *data,
-			   uint32_t len)
+/*
+ * Linux's tcp_event_data_recv(): the delayed-ACK engine learns from arriving data. The peer's
+ * segment size (rcv_mss) grows with what is seen; the first data starts quick-ACK mode (an
+ * ACK for every segment while the peer's slow start needs them, up to 16); the ACK timeout
+ * (ato) follows the gaps between segments, within delack_min..delack_max.
+ */
+static void event_data_recv(struct tern_stack *st, struct tern_tcb *tcb, uint32_t len)
+{
+	if (len >= tcb->rcv_mss)
+		tcb->rcv_mss = (uint16_t)TERN_MIN(len, (uint32_t)tcb->advmss);
+	uint32_t ato = tcb->tn.user;
+	uint32_t min = st->set.delack_min_ms;
+	if (!ato) {
+		uint32_t q = tcb->rcv_wnd / (2u * tcb->rcv_mss);
+		tcb->h.spare = (uint8_t)TERN_MIN(TERN_MAX(q, 2u), 16u);
+		ato = min;
+	} else {
+		uint32_t m = st->seg_gap_ms;
+		if (m <= min / 2)
+			ato = ato / 2 + min / 2;
+		else if (m < ato)
+			ato = TERN_MIN(ato / 2 + m, tcb->rto_ms);
+		else if (m > tcb->rto_ms)
+			tcb->h.spare = 16; /* a long silence: ACK quickly again */
+	}
+	tcb->tn.user = (uint16_t)TERN_MIN(TERN_MAX(ato, min), st->set.delack_max_ms);
+}
+
+/* Queue data at seq (>= rcv_nxt) inside the window (RFC 9293 §3.10.7.4, seventh), in order or
+ * not. Returns how far RCV.NXT moved. */
+static uint32_t data_queue(struct tern_stack *st, struct tern_tcb *tcb, uint32_t seq,
+			   const uint8_t *data, uint32_t len, bool fin)
 {
 	int32_t wnd = (int32_t)(tcb->rcv_wup + tcb->rcv_wnd - tcb->rcv_nxt);
-	uint32_t take = wnd > 0 ? TERN_MIN(len, (uint32_t)wnd) : 0;
-	if (take && !tcb->rcvq) {
-		tcb->rcvq = ring_get(st, tcb->rcvbuf);
+	uint32_t off = seq - tcb->rcv_nxt;
+	uint32_t room = wnd > 0 && (uint32_t)wnd > off ? (uint32_t)wnd - off : 0;
+	uint32_t take = TERN_MIN(len, room);
+	if ((take || (fin && off)) && !tcb->rcvq) {
+		tcb->rcvq = ring_get(st, tcb_rcvbuf(st, tcb));
 		if (!tcb->rcvq)
 			take = 0;
 	}
-	if (take)
-		take = ring_write(tcb->rcvq, data, take);
-	if (take < len)
+	struct ring *r = tcb->rcvq;
+	if (!r) {
+		tcb->tf |= TF_ACKNOW;
+		return 0;
+	}
+	if (take && r->len + off + take > r->cap)
+		take = r->len + off < r->cap ? r->cap - r->len - off : 0;
+	if (take < len) {
 		st->stats.tcp_rcvbuf_drops++;
-	tcb->rcv_nxt += take;
-	tcb->bytes_received += take;
+		fin = false; /* the FIN lies beyond what fits */
+	}
+	if (!take && !fin) {
+		tcb->tf |= TF_ACKNOW; /* a full window: say so at once */
+		return 0;
+	}
+	bool had_holes = r && r->nooo;
+	bool refused = false;
+	uint32_t moved = take ? reass_insert(r, tcb->rcv_nxt, seq, data, take, &refused) : 0;
+	if (off) {
+		/* Out of order: kept, and an immediate duplicate ACK tells the sender where
+		 * the hole is (RFC 5681 §4.2). */
+		if (refused)
+			st->stats.tcp_ofo_drops++;
+		else if (take)
+			st->stats.tcp_ofo_queued++;
+		if (fin && !refused) {
+			r->ooo_fin = 1;
+			r->ooo_fin_seq = seq + take;
+		}
+		tcb->tf |= TF_ACKNOW;
+		return 0;
+	}
 	if (take)
+		event_data_recv(st, tcb, take);
+	tcb->rcv_nxt += moved;
+	tcb->bytes_received += moved;
+	if (moved) {
+		tcb->tf |= TF_DACK;
 		stack_notify(st, tcb);
-	return take;
+	}
+	/* RFC 5681 §4.2: ACK at once when the data fills a hole. */
+	if (had_holes)
+		tcb->tf |= TF_ACKNOW;
+	return moved;
+}
+
+/* A FIN held out of order becomes due once the data before it is in. */
+static bool ooo_fin_due(const struct tern_tcb *tcb)
+{
+	const struct ring *r = tcb->rcvq;
+	return r && r->ooo_fin && r->ooo_fin_seq == tcb->rcv_nxt;
 }
 
 /* Every state from SYN_RCVD on. Returns false when the TCB may be gone. */
@@ -253,7 +385,6 @@ reset:
 		tcb->snd_wnd = h->win;
 		tcb->max_snd_wnd = TERN_MAX(tcb->max_snd_wnd, tcb->snd_wnd);
 		tcb->snd_wl1 = h->seq;
-		tcb->snd_wl2 = ack;
 		new_ack(st, tcb, ack);
 		if (tcb->tf & TF_SYN_RTX && !tcb->srtt_us)
 			tcb->rto_ms = TERN_MAX(3000u, st->set.rto_min_ms); /* RFC 6298 §5.7 */
@@ -276,17 +407,24 @@ reset:
 			return true;
 		}
 	} else {
+		/* The window is taken from a segment that acknowledges something new or is
+		 * newer than the one that last set it (RFC 9293 §3.10.7.4 with Linux's
+		 * tcp_may_update_window(), which lets an equal segment open the window but not
+		 * shrink it short of zero). Judged before the ACK moves SND.UNA. */
+		bool win_update = seq_gt(ack, tcb->snd_una) || seq_gt(h->seq, tcb->snd_wl1) ||
+				  (h->seq == tcb->snd_wl1 && (h->win > tcb->snd_wnd || !h->win));
+		bool dup = ack == tcb->snd_una && seq_lt(tcb->snd_una, tcb->snd_max) && !len &&
+			   !(f & (TERN_TH_SYN | TERN_TH_FIN)) && h->win == tcb->snd_wnd;
+		tcb->probes = 0; /* the peer answers: keepalive and window probes start over */
 		if (seq_gt(ack, tcb->snd_una))
 			new_ack(st, tcb, ack);
-		/* RFC 9293 §3.10.7.4: update the send window only from a segment newer than
-		 * the one that last set it (SND.WL1, SND.WL2). */
-		if (seq_lt(tcb->snd_wl1, h->seq) ||
-		    (tcb->snd_wl1 == h->seq && seq_le(tcb->snd_wl2, ack))) {
+		else if (dup)
+			dup_ack(st, tcb);
+		if (win_update) {
 			bool opened = h->win > tcb->snd_wnd;
 			tcb->snd_wnd = h->win;
 			tcb->max_snd_wnd = TERN_MAX(tcb->max_snd_wnd, tcb->snd_wnd);
 			tcb->snd_wl1 = h->seq;
-			tcb->snd_wl2 = ack;
 			if (opened)
 				stack_notify(st, tcb);
 		}
@@ -345,8 +483,11 @@ reset:
 		if (seq_lt(seq, tcb->rcv_nxt)) {
 			uint32_t skip = tcb->rcv_nxt - seq;
 			if (skip >= len + fin) {
-				/* Entirely old: a retransmission. ACK at once. */
+				/* Entirely old: a retransmission. ACK at once, and keep ACKing
+				 * quickly (Linux's tcp_enter_quickack_mode). */
 				tcb->tf |= TF_ACKNOW;
+				tcb->tf &= ~TF_PINGPONG;
+				tcb->h.spare = TERN_MAX(tcb->h.spare, (uint8_t)2);
 				len = 0;
 				fin = false;
 			} else if (skip > len) {
@@ -357,19 +498,11 @@ reset:
 			}
 			seq = tcb->rcv_nxt;
 		}
-		if (len || fin) {
-			if (seq != tcb->rcv_nxt) {
-				/* Out of order: kept from the next release on; for now an
-				 * immediate duplicate ACK tells the sender where we are. */
-				st->stats.tcp_ooo_dropped++;
-				tcb->tf |= TF_ACKNOW;
-			} else {
-				uint32_t took = len ? data_queue(st, tcb, data, len) : 0;
-				if (len)
-					tcb->tf |= TF_ACKNOW;
-				fin_in = fin && took == len;
-			}
-		}
+		if (len || (fin && seq != tcb->rcv_nxt))
+			data_queue(st, tcb, seq, data, len, fin);
+		fin_in = (fin && seq + len == tcb->rcv_nxt) || ooo_fin_due(tcb);
+		if (ooo_fin_due(tcb))
+			tcb->rcvq->ooo_fin = 0;
 	}
 
 	/* Eighth, the FIN. */
@@ -384,11 +517,7 @@ reset:
 			/* Linux delays the ACK of a FIN (pingpong): if the application closes
 			 * within the delayed-ACK time, its FIN carries the ACK and the close
 			 * takes three segments instead of four. */
-			tcb->tf |= TF_PINGPONG;
-			if (!(tcb->tf & TF_ACKNOW)) {
-				tcb->tf |= TF_DACK;
-				tcb_timer_set(st, tcb, T_DACK, st->set.delack_min_ms);
-			}
+			tcb->tf |= TF_PINGPONG | TF_DACK;
 			break;
 		case TERN_STATE_FIN_WAIT_1:
 			tcp_send_ack(st, tcb);
@@ -447,7 +576,6 @@ static bool syn_sent_input(struct tern_stack *st, struct tern_tcb *tcb,
 	tcb->max_snd_wnd = h->win;
 	tcb->snd_wl1 = h->seq;
 	if (f & TERN_TH_ACK) {
-		tcb->snd_wl2 = h->ack;
 		new_ack(st, tcb, h->ack);
 		if ((tcb->tf & TF_SYN_RTX) && !tcb->srtt_us)
 			tcb->rto_ms = TERN_MAX(3000u, st->set.rto_min_ms); /* RFC 6298 §5.7 */
@@ -518,9 +646,30 @@ static bool syn_rcvd_passive_input(struct tern_stack *st, struct tern_tcb *tcb,
 	return synchronized_input(st, tcb, seg);
 }
 
+/* Linux's __tcp_ack_snd_check(): an ACK is owed for data that came in. Send it now when more
+ * than one full segment is unacknowledged (and the window keeps its right edge), in
+ * quick-ACK mode, or while out-of-order data is held; otherwise within ato (RFC 9293
+ * §3.8.6.3: at most 500 ms, here delack_max). */
+static void ack_snd_check(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	if (!(tcb->tf & TF_DACK) || (tcb->tf & TF_ACKNOW))
+		return;
+	bool quick = tcb->h.spare && !(tcb->tf & TF_PINGPONG);
+	bool ooo = tcb->rcvq && tcb->rcvq->nooo;
+	bool two_segs = tcb->rcv_nxt - tcb->rcv_wup > tcb->rcv_mss &&
+			tcp_window_now(st, tcb) >= tcb->rcv_wnd;
+	if (two_segs || quick || ooo) {
+		tcb->tf |= TF_ACKNOW;
+		return;
+	}
+	if (!tcb_timer_armed(tcb, T_DACK))
+		tcb_timer_set(st, tcb, T_DACK, tcb_ato(st, tcb));
+}
+
 static void tcb_input(struct tern_stack *st, struct tern_tcb *tcb, const struct tern_tcp_seg *seg)
 {
 	tcb->segs_in++;
+	st->seg_gap_ms = st->now - tcb->last_rcv;
 	tcb->last_rcv = st->now;
 	bool alive;
 	if (tcb->h.state == TERN_STATE_SYN_SENT)
@@ -529,8 +678,10 @@ static void tcb_input(struct tern_stack *st, struct tern_tcb *tcb, const struct 
 		alive = syn_rcvd_passive_input(st, tcb, seg);
 	else
 		alive = synchronized_input(st, tcb, seg);
-	if (alive)
+	if (alive) {
+		ack_snd_check(st, tcb);
 		tcp_output(st, tcb);
+	}
 }
 
 void tcp_input(struct tern_stack *st, const struct tern_ip4 *ip)

@@ -49,14 +49,13 @@ void listen_input(struct tern_stack *st, struct tern_tcb *l, const struct tern_t
 	c->h.state = TERN_STATE_LISTEN; /* so the trace shows LISTEN -> SYN_RCVD */
 	c->tf = TF_PASSIVE | TF_USED |
 		(l->tf & (TF_NODELAY | TF_KEEPALIVE | TF_REUSEADDR | TF_LINGER | TF_CORK));
-	c->sndbuf = l->sndbuf;
-	c->rcvbuf = l->rcvbuf;
 	if (l->xo) {
 		c->xo = malloc(sizeof(*c->xo));
 		if (c->xo)
 			*c->xo = *l->xo;
 	}
 	c->advmss = l->advmss; /* TCP_MAXSEG on the listener (Linux clamps the SYN-ACK's MSS) */
+	c->h.flags = l->h.flags; /* the congestion control module */
 	c->parent = l;
 	c->irs = h->seq;
 	c->rcv_nxt = h->seq + 1;

@@ -1,6 +1,7 @@
 /* Segments leaving a TCB: what to send (tcp_output), and how each segment is built. */
 #include <string.h>
 #include "internal.h"
+#include "cc.h"
 
 void tcp_trace_seg(struct tern_stack *st, enum tern_trace_kind kind, const struct tern_seg_info *h,
 		   int fd, const char *reason)
@@ -10,43 +11,99 @@ void tcp_trace_seg(struct tern_stack *st, enum tern_trace_kind kind, const struc
 	stack_trace(st, &ev);
 }
 
+/* The unit windows are rounded to: our own MSS, as Linux's tcp_select_initial_window (a
+ * 128 KiB buffer gives the familiar 64240). Linux rounds later windows to the peer's segment
+ * size but also caps them by rcv_ssthresh, which starts at that initial window: rounding to
+ * our MSS gives the same offers without tracking it. */
+static uint32_t window_unit(const struct tern_tcb *tcb)
+{
+	return tcb->advmss;
+}
+
 /*
- * The window to advertise (RFC 9293 §3.8.6.2.2 and §3.10.7.4 "the window should never
- * shrink"): the free receive buffer, cut to the unscaled 16-bit field and to a whole number
- * of MSS when it is large (as Linux's __tcp_select_window does; an initial buffer of 128 KiB
- * gives the familiar 64240), but never less than what was already promised.
+ * The window to advertise (Linux's __tcp_select_window without window scaling):
+ *  - it is the free receive buffer, cut to the 16-bit field;
+ *  - receiver-side silly window avoidance (RFC 9293 §3.8.6.2.2): while less than half the
+ *    buffer is free, a free space under one MSS (or under 1/16 of the buffer) is offered as
+ *    zero, so the window opens again only by a worthwhile amount;
+ *  - it is rounded down to whole segments, unless the current offer is within one MSS;
+ *  - it never moves the right edge left (RFC 9293 §3.8.6.2.2 "SHOULD NOT shrink").
  */
+uint32_t tcp_window_now(const struct tern_stack *st, const struct tern_tcb *tcb)
+{
+	uint32_t cap = tcb->rcvq ? TERN_MIN(tcb->rcvq->cap, tcb_rcvbuf(st, tcb)) : tcb_rcvbuf(st, tcb);
+	uint32_t used = ring_len(tcb->rcvq);
+	uint32_t full = TERN_MIN(cap, TERN_MAX_WINDOW);
+	uint32_t free_space = cap > used ? cap - used : 0;
+	if (free_space > full)
+		free_space = full;
+	uint32_t mss = TERN_MIN(window_unit(tcb), full);
+	int32_t promised = (int32_t)(tcb->rcv_wup + tcb->rcv_wnd - tcb->rcv_nxt);
+	uint32_t cur = promised > 0 ? (uint32_t)promised : 0;
+	uint32_t win;
+	if (free_space < full / 2 && (free_space < cap / 16 || free_space < mss)) {
+		win = 0;
+	} else {
+		win = tcb->rcv_wnd; /* the last offer stands while within one MSS of the space */
+		if (free_space < mss || win + mss <= free_space || win > free_space)
+			win = mss ? free_space - free_space % mss : free_space;
+	}
+	return win < cur ? cur : win;
+}
+
 uint32_t tcp_select_window(struct tern_stack *st, struct tern_tcb *tcb)
 {
-	(void)st;
-	uint32_t used = ring_len(tcb->rcvq);
-	uint32_t free_space = tcb->rcvbuf > used ? tcb->rcvbuf - used : 0;
-	if (free_space > TERN_MAX_WINDOW)
-		free_space = TERN_MAX_WINDOW;
-	uint32_t win = free_space;
-	if (win >= tcb->advmss)
-		win -= win % tcb->advmss;
-	int32_t promised = (int32_t)(tcb->rcv_wup + tcb->rcv_wnd - tcb->rcv_nxt);
-	if (promised > 0 && (uint32_t)promised > win)
-		win = (uint32_t)promised;
+	uint32_t win = tcp_window_now(st, tcb);
 	tcb->rcv_wnd = win;
 	tcb->rcv_wup = tcb->rcv_nxt;
 	return win;
 }
 
+/* Linux's tcp_send_delayed_ack(): the delay is ato, and once ato has grown beyond
+ * delack_min, at most delack_max and at most the smoothed RTT. */
+uint32_t tcb_ato(const struct tern_stack *st, const struct tern_tcb *tcb)
+{
+	uint32_t ato = tcb->tn.user ? tcb->tn.user : st->set.delack_min_ms;
+	if (ato > st->set.delack_min_ms) {
+		uint32_t cap = st->set.delack_max_ms;
+		uint32_t rtt = tcb->srtt_us / 1000;
+		if (tcb->srtt_us && TERN_MAX(rtt, st->set.delack_min_ms) < cap)
+			cap = TERN_MAX(rtt, st->set.delack_min_ms);
+		ato = TERN_MIN(ato, cap);
+	}
+	return ato;
+}
+
 /* Checksum, trace and hand to IPv4: the transport header is at st->txbuf + 20. */
 static void tcp_emit(struct tern_stack *st, const struct tern_seg_info *h, struct tern_iovec *iov,
-		     unsigned n, size_t hlen, int fd)
+		     unsigned n, size_t hlen, const struct tern_tcb *tcb, int fd)
 {
 	uint32_t pseudo = tern_csum_pseudo(h->src, h->dst, TERN_IPPROTO_TCP_, (uint16_t)(hlen + h->len));
 	uint16_t c = tern_csum_iov(pseudo, iov, n);
 	memcpy(st->txbuf + 20 + 16, &c, 2);
-	if (stack_tracing(st))
-		tcp_trace_seg(st, TERN_TRACE_SEND, h, fd, NULL);
+	if (stack_tracing(st)) {
+		struct tern_trace ev = {.kind = TERN_TRACE_SEND, .fd = fd};
+		ev.u.seg = *h;
+		if (tcb) {
+			ev.cwnd = tcb->cwnd;
+			ev.ssthresh = tcb->ssthresh;
+		}
+		stack_trace(st, &ev);
+	}
 	st->stats.tcp_out++;
 	if (h->flags & TERN_TH_RST)
 		st->stats.tcp_rst_out++;
 	ip_output(st, h->src, h->dst, TERN_IPPROTO_TCP_, iov, n, hlen + h->len);
+}
+
+/* RFC 6093 / Linux: the urgent pointer of a segment, if urgent data lies ahead of it. */
+static void urgent_fields(const struct tern_tcb *tcb, struct tern_seg_info *h)
+{
+	if (!(tcb->tf & TF_URG_SEND) || !tcb->xo || !seq_gt(tcb->xo->snd_up, h->seq))
+		return;
+	uint32_t off = tcb->xo->snd_up - h->seq;
+	h->flags |= TERN_TH_URG;
+	h->urp = off > 0xffff ? 0xffff : (uint16_t)off;
 }
 
 /* Build and send one segment of the TCB: off/len address the send queue. */
@@ -68,6 +125,8 @@ static void tcp_xmit(struct tern_stack *st, struct tern_tcb *tcb, uint32_t seq, 
 		/* RFC 9293 §3.7.1: the MSS option goes on SYNs, and only there. */
 		h.opts.has = TERN_OPT_MSS;
 		h.opts.mss = tcb->advmss;
+	} else if (!(flags & TERN_TH_RST)) {
+		urgent_fields(tcb, &h);
 	}
 	h.len = len;
 	size_t hlen = tern_tcp_build(st->txbuf + 20, &h);
@@ -79,12 +138,15 @@ static void tcp_xmit(struct tern_stack *st, struct tern_tcb *tcb, uint32_t seq, 
 		n += ring_peek(tcb->sndq, off, len, iov + 1);
 	tcb->segs_out++;
 	if (flags & TERN_TH_ACK) {
-		/* Every segment carries the ACK: nothing is owed any more. */
+		/* Every segment carries the ACK: nothing is owed any more, and one quick ACK is
+		 * spent (Linux's tcp_event_ack_sent). */
 		tcb->tf &= ~(TF_ACKNOW | TF_DACK);
 		if (tcb_timer_armed(tcb, T_DACK))
 			tcb_timer_clear(st, tcb, T_DACK);
+		if (tcb->h.spare && !--tcb->h.spare)
+			tcb->tn.user = (uint16_t)st->set.delack_min_ms;
 	}
-	tcp_emit(st, &h, iov, n, hlen, tcb->fd);
+	tcp_emit(st, &h, iov, n, hlen, tcb, tcb->fd);
 }
 
 void tcp_send_syn(struct tern_stack *st, struct tern_tcb *tcb)
@@ -125,9 +187,77 @@ void tcp_send_ack(struct tern_stack *st, struct tern_tcb *tcb)
 	tcp_xmit(st, tcb, acceptable_seq(tcb), TERN_TH_ACK, 0, 0);
 }
 
+void tcp_send_probe(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	tcp_xmit(st, tcb, tcb->snd_una - 1, TERN_TH_ACK, 0, 0);
+}
+
 void tcp_send_active_reset(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	tcp_xmit(st, tcb, acceptable_seq(tcb), TERN_TH_RST | TERN_TH_ACK, 0, 0);
+}
+
+/* Arm the retransmission timer as the persist timer (RFC 9293 §3.8.6.1): the window keeps
+ * the queued data back and nothing is in flight, so no ACK would ever say it opened.
+ * Linux's tcp_probe0_when(): max(RTO, rto_min) doubled per probe, up to rto_max. */
+void tcp_persist_arm(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	uint64_t base = TERN_MAX(tcb->rto_ms, st->set.rto_min_ms);
+	uint64_t when = base << (tcb->backoff < 31 ? tcb->backoff : 31);
+	tcb->tf |= TF_PERSIST;
+	tcb_timer_set(st, tcb, T_RTX, (uint32_t)TERN_MIN(when, (uint64_t)st->set.rto_max_ms));
+}
+
+/* Start (or keep) the retransmission timer for data now in flight. */
+static void rtx_arm(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	if (tcb->tf & TF_PERSIST) {
+		tcb->tf &= ~TF_PERSIST;
+		tcb->backoff = 0;
+		tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
+	} else if (!tcb_timer_armed(tcb, T_RTX)) {
+		tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
+	}
+}
+
+/* A FIN is owed once the application shut down, until it is acknowledged (it is the last
+ * thing sent, so "all sent is acked" means it was). */
+static bool fin_owed(const struct tern_tcb *tcb)
+{
+	return (tcb->tf & TF_SHUT_WR) && !((tcb->tf & TF_FIN_SENT) && tcb->snd_una == tcb->snd_max);
+}
+
+/* Send the segment at SND.UNA again, at most max_len bytes, whatever the window (it was sent
+ * inside an earlier window; with no window at all max_len is 1: a window probe). */
+static void xmit_head(struct tern_stack *st, struct tern_tcb *tcb, uint32_t max_len)
+{
+	if (!(tcb->tf & TF_SYN_ACKED)) {
+		tcp_send_syn(st, tcb);
+		return;
+	}
+	uint32_t queued = ring_len(tcb->sndq);
+	uint32_t len = TERN_MIN(TERN_MIN(queued, (uint32_t)tcb->mss), max_len);
+	bool fin = (tcb->tf & TF_FIN_SENT) && len == queued && fin_owed(tcb);
+	if (!len && !fin)
+		return;
+	uint16_t flags = TERN_TH_ACK;
+	if (fin)
+		flags |= TERN_TH_FIN;
+	if (len && len == queued)
+		flags |= TERN_TH_PSH;
+	st->stats.tcp_retrans++;
+	tcb->total_retrans++;
+	tcb->tf &= ~TF_RTT_VALID; /* Karn */
+	tcp_xmit(st, tcb, tcb->snd_una, flags, 0, len);
+	uint32_t end = tcb->snd_una + len + fin;
+	if (seq_lt(tcb->snd_nxt, end))
+		tcb->snd_nxt = end;
+	rtx_arm(st, tcb);
+}
+
+void tcp_retransmit_head(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	xmit_head(st, tcb, tcb->mss);
 }
 
 void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
@@ -153,40 +283,69 @@ void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
 		/* The send queue starts right after the SYN until the SYN is acknowledged. */
 		uint32_t start = tcb->snd_una + ((tcb->tf & TF_SYN_ACKED) ? 0 : 1);
 		uint32_t end = start + ring_len(tcb->sndq);
-		uint32_t wnd = TERN_MIN(tcb->snd_wnd, tcb->cwnd);
-		/* A retransmission of the oldest segment goes out whatever the window says (a
-		 * window that closed, or an old ACK that said so, would otherwise stall the
-		 * connection until it times out): it is then also a window probe, as in Linux's
-		 * tcp_retransmit_timer. */
-		if (tcb->snd_nxt == tcb->snd_una && seq_lt(tcb->snd_una, tcb->snd_max) && wnd < tcb->mss)
-			wnd = tcb->mss;
-		uint32_t edge = tcb->snd_una + wnd;
-		/* A FIN is owed once the application shut down, until it is acknowledged (it is
-		 * the last thing sent, so "all sent is acked" means it was). */
-		bool fin_owed = (tcb->tf & TF_SHUT_WR) &&
-				!((tcb->tf & TF_FIN_SENT) && tcb->snd_una == tcb->snd_max);
+		bool fin_due = fin_owed(tcb);
+		if (tcb->snd_una == tcb->snd_max && seq_lt(tcb->snd_nxt, end) &&
+		    st->now - tcb->lsndtime > tcb->rto_ms)
+			tcb_cc(tcb)->on_idle_restart(st, tcb); /* RFC 5681 §4.1 */
+		uint32_t cwnd = tcb->cwnd;
+		if (!(tcb->tf & TF_RECOVERY) && tcb->dupacks && tcb->dupacks < 3)
+			cwnd += tcb->dupacks * (uint32_t)tcb->mss; /* limited transmit, RFC 3042 */
+		uint32_t edge = tcb->snd_una + TERN_MIN(tcb->snd_wnd, cwnd);
+		bool blocked = false;
 		for (;;) {
 			uint32_t nxt = tcb->snd_nxt;
 			uint32_t avail = seq_lt(nxt, end) ? end - nxt : 0;
 			uint32_t room = seq_lt(nxt, edge) ? edge - nxt : 0;
-			uint32_t len = TERN_MIN(TERN_MIN(avail, tcb->mss), room);
+			uint32_t len = TERN_MIN(TERN_MIN(avail, (uint32_t)tcb->mss), room);
+			bool retrans = seq_lt(nxt, tcb->snd_max);
 			/* The FIN rides on the segment that ends the data, if the window has
 			 * room for its sequence number (as Linux's tcp_snd_wnd_test). */
-			bool fin = fin_owed && nxt + len == end && room > len;
-			if (!len && !fin)
+			bool fin = fin_due && nxt + len == end && room > len;
+			if (!len && !fin) {
+				blocked = avail || (fin_due && nxt == end);
 				break;
+			}
+			if (!retrans && !fin && len < tcb->mss) {
+				if (len < avail) {
+					/* Sender-side silly window avoidance (RFC 9293 §3.8.6.2.1):
+					 * a window too small for a segment is used only when it is
+					 * at least half the largest the peer has offered. */
+					if (len < tcb->max_snd_wnd / 2) {
+						blocked = true;
+						break;
+					}
+				} else if (tcb->tf & TF_CORK) {
+					break; /* corked: partial segments wait for more data */
+				} else if (!(tcb->tf & TF_NODELAY) && seq_gt(tcb->snd_sml, tcb->snd_una) &&
+					   seq_le(tcb->snd_sml, tcb->snd_nxt)) {
+					/* Nagle (RFC 896) in Minshall's form, as Linux: one small
+					 * segment at a time may be unacknowledged. */
+					break;
+				}
+			}
 			uint16_t flags = TERN_TH_ACK;
 			if (fin)
 				flags |= TERN_TH_FIN;
 			if (len && nxt + len == end)
 				flags |= TERN_TH_PSH; /* the last byte the application gave */
-			if (seq_lt(nxt, tcb->snd_max)) {
+			if (retrans) {
 				st->stats.tcp_retrans++;
 				tcb->total_retrans++;
-			} else if (!(tcb->tf & TF_RTT_VALID)) {
-				tcb->rtt_seq = nxt + len + fin;
-				tcb->rtt_start = (uint32_t)st->now_us;
-				tcb->tf |= TF_RTT_VALID;
+			} else {
+				if (!(tcb->tf & TF_RTT_VALID)) {
+					tcb->rtt_seq = nxt + len + fin;
+					tcb->rtt_start = (uint32_t)st->now_us;
+					tcb->tf |= TF_RTT_VALID;
+				}
+				if (len < tcb->mss)
+					tcb->snd_sml = nxt + len;
+				if (len) {
+					/* A reply within ato of the last segment in: interactive,
+					 * its ACKs ride on data (Linux's pingpong mode). */
+					if (st->now - tcb->last_rcv < tcb_ato(st, tcb) && tcb->tn.user)
+						tcb->tf |= TF_PINGPONG;
+					tcb->lsndtime = st->now;
+				}
 			}
 			tcp_xmit(st, tcb, nxt, flags, nxt - start, len);
 			tcb->snd_nxt = nxt + len + fin;
@@ -195,16 +354,20 @@ void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
 			if (fin)
 				tcb->tf |= TF_FIN_SENT;
 			sent = true;
-			if (!tcb_timer_armed(tcb, T_RTX))
-				tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
+			rtx_arm(st, tcb);
 			if (fin)
 				break;
 		}
+		if (blocked && !sent && tcb->snd_una == tcb->snd_max && !tcb_timer_armed(tcb, T_RTX))
+			tcp_persist_arm(st, tcb);
 	}
 	if (!sent && (tcb->tf & TF_ACKNOW))
 		tcp_send_ack(st, tcb);
 }
 
+/* After a retransmission timeout: go back to the oldest unacknowledged byte; the congestion
+ * window (one segment now) decides how much goes out again. If the peer's window is shut,
+ * one byte goes, as a window probe (RFC 9293 §3.8.6.1). */
 void tcp_retransmit(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	int s = tcb->h.state;
@@ -212,10 +375,37 @@ void tcp_retransmit(struct tern_stack *st, struct tern_tcb *tcb)
 		tcp_send_syn(st, tcb);
 		return;
 	}
-	/* Go back to the oldest unacknowledged byte (the SYN, if it is still out); the
-	 * congestion window (one segment after a timeout) decides how much goes out again. */
 	tcb->snd_nxt = tcb->snd_una;
+	if (!tcb->snd_wnd && (tcb->tf & TF_SYN_ACKED)) {
+		xmit_head(st, tcb, 1);
+		return;
+	}
 	tcp_output(st, tcb);
+}
+
+/* Persist timer (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17, Linux's tcp_write_wakeup): send
+ * what the window allows if it has any room (silly-window avoidance aside: we waited long
+ * enough), else a probe the peer must answer with its window. */
+void tcp_persist_probe(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	uint32_t start = tcb->snd_una + ((tcb->tf & TF_SYN_ACKED) ? 0 : 1);
+	uint32_t end = start + ring_len(tcb->sndq);
+	uint32_t edge = tcb->snd_una + TERN_MIN(tcb->snd_wnd, tcb->cwnd);
+	uint32_t nxt = tcb->snd_nxt;
+	uint32_t room = seq_lt(nxt, edge) ? edge - nxt : 0;
+	uint32_t avail = seq_lt(nxt, end) ? end - nxt : 0;
+	uint32_t len = TERN_MIN(TERN_MIN(avail, room), (uint32_t)tcb->mss);
+	st->stats.tcp_window_probes++;
+	if (!len) {
+		tcp_send_probe(st, tcb);
+		return;
+	}
+	uint16_t flags = TERN_TH_ACK | (nxt + len == end ? TERN_TH_PSH : 0);
+	tcp_xmit(st, tcb, nxt, flags, nxt - start, len);
+	tcb->snd_nxt = nxt + len;
+	if (seq_gt(tcb->snd_nxt, tcb->snd_max))
+		tcb->snd_max = tcb->snd_nxt;
+	tcb->lsndtime = st->now;
 }
 
 void tcp_send_raw(struct tern_stack *st, uint32_t src, uint32_t dst, uint16_t sport,
@@ -236,7 +426,7 @@ void tcp_send_raw(struct tern_stack *st, uint32_t src, uint32_t dst, uint16_t sp
 		h.opts = *opts;
 	size_t hlen = tern_tcp_build(st->txbuf + 20, &h);
 	struct tern_iovec iov[1] = {{st->txbuf + 20, hlen}};
-	tcp_emit(st, &h, iov, 1, hlen, fd);
+	tcp_emit(st, &h, iov, 1, hlen, NULL, fd);
 }
 
 /*

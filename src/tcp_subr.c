@@ -23,8 +23,7 @@ struct tern_tcb *tcb_new(struct tern_stack *st)
 	t->h.state = TERN_STATE_CLOSED;
 	tw_node_init(&t->tn);
 	t->fd = -1;
-	t->sndbuf = st->set.wmem_default;
-	t->rcvbuf = st->set.rmem_default;
+	t->h.flags = (uint8_t)st->set.congestion_control;
 	t->rto_ms = st->set.rto_initial_ms;
 	t->advmss = (uint16_t)(st->set.mtu - 40);
 	t->mss = TERN_DEFAULT_MSS;
@@ -247,7 +246,7 @@ uint32_t tcb_snd_end(const struct tern_tcb *tcb)
 }
 
 /* Readiness as Linux's tcp_poll() reports it. */
-uint32_t tcb_events(const struct tern_tcb *tcb)
+uint32_t tcb_events(const struct tern_stack *st, const struct tern_tcb *tcb)
 {
 	uint32_t m = 0;
 	int s = tcb->h.state;
@@ -266,7 +265,7 @@ uint32_t tcb_events(const struct tern_tcb *tcb)
 		if (ring_len(tcb->rcvq))
 			m |= TERN_EV_IN;
 		if (!snd_shut) {
-			if (ring_len(tcb->sndq) < tcb->sndbuf)
+			if (ring_len(tcb->sndq) < tcb_sndbuf(st, tcb))
 				m |= TERN_EV_OUT;
 		} else {
 			m |= TERN_EV_OUT;
@@ -274,5 +273,8 @@ uint32_t tcb_events(const struct tern_tcb *tcb)
 	}
 	if (tcb->err)
 		m |= TERN_EV_ERR;
+	/* Urgent data has arrived and is still ahead of the reader (Linux's EPOLLPRI). */
+	if ((tcb->tf & TF_URG_SEEN) && tcb->xo && seq_lt(tcb->xo->rcv_up, tcb->rcv_nxt))
+		m |= TERN_EV_PRI;
 	return m;
 }

@@ -5,6 +5,7 @@
  * and moves itself. Only an earlier deadline moves the node at once.
  */
 #include "internal.h"
+#include "cc.h"
 
 static uint32_t deadline_after(const struct tern_stack *st, uint32_t ms)
 {
@@ -14,13 +15,33 @@ static uint32_t deadline_after(const struct tern_stack *st, uint32_t ms)
 	return st->now + ms + (st->now_us % 1000 ? 1 : 0);
 }
 
+/* Keepalive: the next probe is due keepidle after the last segment received, then every
+ * keepintvl per probe already sent (Linux's keepalive_time_elapsed()). */
+static uint32_t keep_deadline(const struct tern_stack *st, const struct tern_tcb *tcb)
+{
+	return tcb->last_rcv + tcb_keepidle(st, tcb) + tcb->probes * tcb_keepintvl(st, tcb);
+}
+
+static uint32_t timer_deadline(const struct tern_stack *st, const struct tern_tcb *tcb, int k)
+{
+	return k == T_KEEP ? keep_deadline(st, tcb) : tcb->t_exp[k];
+}
+
+static void node_arm(struct tern_stack *st, struct tern_tcb *tcb, uint32_t when)
+{
+	if (!tw_armed(&tcb->tn) || tw_tick_before(when, tcb->tn.expires))
+		tw_arm(&st->wheel, &tcb->tn, when);
+}
+
 void tcb_timer_set(struct tern_stack *st, struct tern_tcb *tcb, enum tcb_timer k, uint32_t ms)
 {
 	uint32_t when = deadline_after(st, ms);
-	tcb->t_exp[k] = when;
+	if (k == T_KEEP)
+		when = keep_deadline(st, tcb);
+	else
+		tcb->t_exp[k] = when;
 	tcb->timers |= (uint8_t)(1u << k);
-	if (!tw_armed(&tcb->tn) || tw_tick_before(when, tcb->tn.expires))
-		tw_arm(&st->wheel, &tcb->tn, when);
+	node_arm(st, tcb, when);
 }
 
 void tcb_timer_clear(struct tern_stack *st, struct tern_tcb *tcb, enum tcb_timer k)
@@ -151,8 +172,6 @@ static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 		tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
 		return true;
 	}
-	if (tcb->snd_una == tcb->snd_max)
-		return true; /* everything was acknowledged meanwhile */
 	uint32_t boundary = st->set.retries2;
 	if (tcb->tf & TF_ORPHAN) {
 		/* Linux's tcp_orphan_retries(): 0 means 8 while the RTO still grows. */
@@ -160,6 +179,32 @@ static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 		if (!boundary && tcb->rto_ms < st->set.rto_max_ms)
 			boundary = 8;
 	}
+	if (tcb->tf & TF_PERSIST) {
+		/* The persist timer (Linux's tcp_probe_timer): probes continue for as long as
+		 * the peer answers them, since every answer resets the count (RFC 1122
+		 * §4.2.2.17); a peer that stays silent for `boundary` probes is given up. */
+		if (tcb->probes >= boundary) {
+			st->stats.tcp_timeouts++;
+			tcb_drop(st, tcb, ETIMEDOUT);
+			return false;
+		}
+		tcb->probes++;
+		if (tcb->backoff < st->set.retries2)
+			tcb->backoff++;
+		tcb->tf &= ~TF_PERSIST;
+		tcp_persist_probe(st, tcb);
+		if (tcb->snd_una != tcb->snd_max) {
+			/* The probe carried data: the retransmission timer takes over. */
+			tcb->probes = 0;
+			tcb->backoff = 0;
+			tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
+		} else {
+			tcp_persist_arm(st, tcb);
+		}
+		return true;
+	}
+	if (tcb->snd_una == tcb->snd_max)
+		return true; /* everything was acknowledged meanwhile */
 	if (tcb->retransmits == 0)
 		tcb->retrans_stamp = st->now - tcb->rto_ms; /* when this attempt began */
 	if (!tcb->snd_wnd && !(tcb->tf & TF_ORPHAN)) {
@@ -178,29 +223,81 @@ static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 		tcb_drop(st, tcb, ETIMEDOUT);
 		return false;
 	}
+	st->stats.tcp_rtos++;
+	/* RFC 5681 §3.1: ssthresh from equation (4) when a segment first times out (not again
+	 * while the same one backs off), cwnd the loss window; recovery ends, and duplicate
+	 * ACKs for what was sent before now must not start another (RFC 6582 "recover"). */
+	if (tcb->retransmits == 0)
+		tcb->ssthresh = tcb_cc(tcb)->ssthresh(st, tcb);
+	tcb_cc(tcb)->on_rto(st, tcb);
+	tcb->tf &= ~TF_RECOVERY;
+	tcb->dupacks = 0;
+	tcb->snd_recover = tcb->snd_max;
 	tcb->retransmits++;
 	tcb->backoff++;
 	tcb->tf &= ~TF_RTT_VALID; /* Karn: no sample from a retransmitted segment */
-	/* RFC 5681 §3.1 eq. 4 and after a timeout cwnd = one segment (loss window). */
-	uint32_t flight = tcb->snd_max - tcb->snd_una;
-	tcb->ssthresh = TERN_MAX(flight / 2, 2u * tcb->mss);
-	tcb->cwnd = tcb->mss;
 	tcb->rto_ms = TERN_MIN(tcb->rto_ms * 2, st->set.rto_max_ms);
 	tcp_retransmit(st, tcb);
 	tcb_timer_set(st, tcb, T_RTX, rto_within_user_timeout(st, tcb));
 	return true;
 }
 
+/* Linux's tcp_delack_timer_handler(): the delayed ACK goes out. If the connection was not
+ * interactive, the timeout was too short for the peer's pace: double ato (up to the RTO);
+ * if it was, leave interactive mode and start again from delack_min. */
 static void dack_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 {
-	if (tcb->tf & (TF_DACK | TF_ACKNOW))
-		tcp_send_ack(st, tcb);
+	if (!(tcb->tf & (TF_DACK | TF_ACKNOW)))
+		return;
+	uint32_t ato = tcb->tn.user ? tcb->tn.user : st->set.delack_min_ms;
+	if (!(tcb->tf & TF_PINGPONG)) {
+		ato = TERN_MIN(TERN_MIN(ato * 2, tcb->rto_ms), st->set.delack_max_ms);
+	} else {
+		tcb->tf &= ~TF_PINGPONG;
+		ato = st->set.delack_min_ms;
+	}
+	tcb->tn.user = (uint16_t)TERN_MAX(ato, st->set.delack_min_ms);
+	st->stats.tcp_delayed_acks++;
+	tcp_send_ack(st, tcb);
 }
 
-static void keep_timeout(struct tern_stack *st, struct tern_tcb *tcb)
+/* Keepalive (RFC 1122 §4.2.3.6, Linux's tcp_keepalive_timer): after keepidle without a
+ * segment from the peer, a probe every keepintvl; keepcnt unanswered probes (or, with
+ * TCP_USER_TIMEOUT, that long without an answer) reset the connection with ETIMEDOUT. */
+static bool keep_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 {
-	(void)st;
-	(void)tcb; /* keepalive probing arrives with the byte-stream work */
+	int s = tcb->h.state;
+	if (!(tcb->tf & TF_KEEPALIVE) || s == TERN_STATE_CLOSED || s == TERN_STATE_LISTEN ||
+	    s == TERN_STATE_SYN_SENT || s == TERN_STATE_SYN_RCVD)
+		return true;
+	if (tcb->snd_una != tcb->snd_max || ring_len(tcb->sndq)) {
+		/* Data is in flight or waiting: the retransmission or persist timer watches
+		 * the peer; look again a whole idle period from now. */
+		tcb->last_rcv = st->now;
+		tcb->probes = 0;
+		tcb_timer_set(st, tcb, T_KEEP, 0);
+		return true;
+	}
+	if (tick_before(st->now, keep_deadline(st, tcb))) {
+		tcb_timer_set(st, tcb, T_KEEP, 0); /* the peer spoke meanwhile */
+		return true;
+	}
+	uint32_t ut = tcb->xo ? tcb->xo->user_timeout_ms : 0;
+	uint32_t idle = st->now - tcb->last_rcv;
+	if ((ut && idle >= ut && tcb->probes) || (!ut && tcb->probes >= tcb_keepcnt(st, tcb))) {
+		st->stats.tcp_timeouts++;
+		st->stats.tcp_keepalive_drops++;
+		tcp_send_active_reset(st, tcb);
+		if (s == TERN_STATE_ESTABLISHED || s == TERN_STATE_CLOSE_WAIT)
+			st->stats.tcp_estab_resets++;
+		tcb_drop(st, tcb, ETIMEDOUT);
+		return false;
+	}
+	st->stats.tcp_keepalive_probes++;
+	tcp_send_probe(st, tcb);
+	tcb->probes++;
+	tcb_timer_set(st, tcb, T_KEEP, 0);
+	return true;
 }
 
 /* The wheel calls this for TCB and TIME_WAIT nodes alike; the header says which. */
@@ -214,14 +311,15 @@ void timer_fire(void *ctx, struct tw_node *n)
 	}
 	struct tern_tcb *tcb = (struct tern_tcb *)h;
 	for (int k = 0; k < T_COUNT; k++) {
-		if (!tcb_timer_armed(tcb, (enum tcb_timer)k) || tick_before(st->now, tcb->t_exp[k]))
+		if (!tcb_timer_armed(tcb, (enum tcb_timer)k) ||
+		    tick_before(st->now, timer_deadline(st, tcb, k)))
 			continue;
 		tcb->timers &= (uint8_t)~(1u << k);
 		bool open = true;
 		switch (k) {
 		case T_RTX: open = rtx_timeout(st, tcb); break;
 		case T_DACK: dack_timeout(st, tcb); break;
-		case T_KEEP: keep_timeout(st, tcb); break;
+		case T_KEEP: open = keep_timeout(st, tcb); break;
 		}
 		/* An ended connection's TCB may be freed already: touch nothing more. */
 		if (!open)
@@ -234,16 +332,26 @@ void timer_fire(void *ctx, struct tw_node *n)
 	for (int k = 0; k < T_COUNT; k++) {
 		if (!tcb_timer_armed(tcb, (enum tcb_timer)k))
 			continue;
-		if (!any || tw_tick_before(tcb->t_exp[k], first))
-			first = tcb->t_exp[k];
+		uint32_t d = timer_deadline(st, tcb, k);
+		if (!any || tw_tick_before(d, first))
+			first = d;
 		any = true;
 	}
-	if (!tw_armed(&tcb->tn) || tw_tick_before(first, tcb->tn.expires))
-		tw_arm(&st->wheel, &tcb->tn, first);
+	node_arm(st, tcb, first);
 }
 
+/* SO_KEEPALIVE on an open connection: watch for idleness (nothing is touched per segment:
+ * the deadline follows last_rcv). Off: stop. */
 void tcb_keepalive_reset(struct tern_stack *st, struct tern_tcb *tcb)
 {
-	(void)st;
-	(void)tcb;
+	int s = tcb->h.state;
+	bool on = (tcb->tf & TF_KEEPALIVE) && s != TERN_STATE_CLOSED && s != TERN_STATE_LISTEN &&
+		  s != TERN_STATE_SYN_SENT && s != TERN_STATE_SYN_RCVD;
+	if (!on) {
+		if (tcb_timer_armed(tcb, T_KEEP))
+			tcb_timer_clear(st, tcb, T_KEEP);
+		return;
+	}
+	tcb->probes = 0;
+	tcb_timer_set(st, tcb, T_KEEP, 0);
 }

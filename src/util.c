@@ -98,6 +98,8 @@ struct ring *ring_get(struct tern_stack *st, uint32_t cap)
 		if (r && r->cap == cap) {
 			st->ring_cache[i] = NULL;
 			r->head = r->len = 0;
+			r->nooo = 0;
+			r->ooo_fin = 0;
 			st->mem_bufs += cap;
 			return r;
 		}
@@ -113,6 +115,8 @@ struct ring *ring_get(struct tern_stack *st, uint32_t cap)
 	}
 	r->cap = cap;
 	r->head = r->len = 0;
+	r->nooo = 0;
+	r->ooo_fin = 0;
 	st->mem_bufs += cap;
 	return r;
 }
@@ -172,8 +176,18 @@ void ring_consume(struct ring *r, uint32_t n)
 	if (r->head >= r->cap)
 		r->head -= r->cap;
 	r->len -= n;
-	if (r->len == 0)
-		r->head = 0;
+	if (r->len == 0 && r->nooo == 0)
+		r->head = 0; /* out-of-order data sits at fixed distances from head: keep it */
+}
+
+void ring_write_at(struct ring *r, uint32_t off, const void *src, uint32_t n)
+{
+	uint32_t pos = r->head + off;
+	if (pos >= r->cap)
+		pos -= r->cap;
+	uint32_t first = TERN_MIN(n, r->cap - pos);
+	memcpy(r->data + pos, src, first);
+	memcpy(r->data, (const uint8_t *)src + first, n - first);
 }
 
 uint32_t ring_read(struct ring *r, void *dst, uint32_t n, int consume)

@@ -350,6 +350,11 @@ static void json_event(struct printer *p, const struct scn_event *e)
 	case TERN_SIM_EV_RECV:
 		if (ev->seg_valid)
 			json_seg(p, &ev->tr.u.seg);
+		if (ev->kind == TERN_SIM_EV_SEND && ev->tr.cwnd) {
+			fprintf(p->out, ",\"cwnd\":%u", ev->tr.cwnd);
+			if (ev->tr.ssthresh != UINT32_MAX)
+				fprintf(p->out, ",\"ssthresh\":%u", ev->tr.ssthresh);
+		}
 		break;
 	case TERN_SIM_EV_DISCARD:
 		fprintf(p->out, ",\"reason\":");

@@ -83,6 +83,7 @@ struct tern_settings {
 	uint32_t rmem_max;           /* largest SO_RCVBUF a socket may ask for */
 	uint32_t wmem_max;           /* largest SO_SNDBUF a socket may ask for */
 	uint32_t initial_cwnd;       /* segments (RFC 6928) */
+	uint32_t congestion_control; /* module of new sockets: 0 reno (NewReno recovery) */
 	/* Limits */
 	uint32_t max_sockets;        /* descriptors a stack hands out */
 	uint32_t max_connections;    /* control blocks (all states but TIME_WAIT) */
@@ -162,7 +163,6 @@ struct tern_stats {
 	uint64_t tcp_listen_overflows; /* accept queue full */
 	uint64_t tcp_listen_drops;  /* SYNs or third ACKs dropped at a listener */
 	uint64_t tcp_out_of_window; /* unacceptable segments (sequence check) */
-	uint64_t tcp_ooo_dropped;   /* in-window data beyond rcv_nxt (reassembly: next issue) */
 	uint64_t tcp_ack_unsent;    /* ACKs of data never sent, discarded */
 	uint64_t tcp_challenge_acks;
 	uint64_t tcp_rcvbuf_drops;  /* data dropped for want of receive buffer */
@@ -170,6 +170,15 @@ struct tern_stats {
 	uint64_t tcp_tw_overflow;   /* connections closed without TIME_WAIT: max_tw_buckets */
 	uint64_t tcp_orphan_overflow;
 	uint64_t tcp_abort_on_data; /* data after close() answered with RST */
+	uint64_t tcp_ofo_queued;    /* out-of-order segments kept for reassembly */
+	uint64_t tcp_ofo_drops;     /* out-of-order segments refused: too many holes */
+	uint64_t tcp_dupacks_in;    /* duplicate ACKs received (RFC 5681 §2) */
+	uint64_t tcp_fast_retrans;  /* fast retransmits (third duplicate ACK) */
+	uint64_t tcp_partial_acks;  /* NewReno partial ACKs, each a retransmission (RFC 6582) */
+	uint64_t tcp_rtos;          /* retransmission timeouts */
+	uint64_t tcp_delayed_acks;  /* ACKs sent by the delayed-ACK timer */
+	uint64_t tcp_window_probes; /* persist-timer probes (zero window) */
+	uint64_t tcp_keepalive_probes, tcp_keepalive_drops;
 	uint64_t link_tx_errors;
 	uint64_t mem_failures;      /* allocations refused: mem_max, max_connections or malloc */
 };
@@ -244,6 +253,8 @@ struct tern_trace {
 		} icmp;
 	} u;
 	const char *reason;    /* DISCARD: why; others: NULL or a short note */
+	uint32_t cwnd, ssthresh; /* SEND of a connection's segment: congestion state, bytes
+				  * (ssthresh UINT32_MAX: not set yet); 0 for other segments */
 };
 
 typedef void (*tern_trace_fn)(void *user, const struct tern_trace *ev);
@@ -323,13 +334,34 @@ int tern_accept(struct tern_stack *st, int fd, struct tern_sockaddr *peer);
  * TERN_EV_ERR with the error in TERN_SO_ERROR on failure). */
 int tern_connect(struct tern_stack *st, int fd, const struct tern_sockaddr *addr);
 
+#define TERN_MSG_OOB 0x01  /* send: the last byte is urgent (RFC 9293 §3.8.5); it stays inline */
 #define TERN_MSG_PEEK 0x02
 #define TERN_MSG_DONTWAIT 0x40 /* accepted for compatibility: every call is non-blocking */
 #define TERN_MSG_NOSIGNAL 0x4000
 /* Returns bytes queued (may be fewer than len), -EAGAIN when the send buffer is full. */
 long tern_send(struct tern_stack *st, int fd, const void *buf, size_t len, int flags);
-/* Returns bytes read, 0 at end of stream, -EAGAIN when nothing is ready. */
+/* Returns bytes read, 0 at end of stream, -EAGAIN when nothing is ready. A read stops at the
+ * urgent mark when bytes come before it (see tern_sockatmark). */
 long tern_recv(struct tern_stack *st, int fd, void *buf, size_t len, int flags);
+
+/* Urgent data is delivered inline, in order (what SO_OOBINLINE gives): this says whether the
+ * next byte to read is the urgent one (SIOCATMARK). 1, 0, or a negative errno. */
+int tern_sockatmark(struct tern_stack *st, int fd);
+
+/* Zero-copy receive: the in-order bytes waiting in the receive buffer, as up to two pieces
+ * (*n of them) valid until the next call on the socket. Returns their length, 0 at end of
+ * stream, -EAGAIN when nothing is ready. tern_recv_consume() then releases len of them. */
+long tern_recv_zc(struct tern_stack *st, int fd, struct tern_iovec iov[2], unsigned *n);
+int tern_recv_consume(struct tern_stack *st, int fd, size_t len);
+
+/* Zero-copy send: the free room of the send buffer, as up to two pieces to write into;
+ * tern_send_commit() then queues the first len bytes written (flags: TERN_MSG_OOB). */
+struct tern_wiovec {
+	void *base;
+	size_t len;
+};
+long tern_send_zc(struct tern_stack *st, int fd, struct tern_wiovec iov[2], unsigned *n);
+int tern_send_commit(struct tern_stack *st, int fd, size_t len, int flags);
 
 #define TERN_SHUT_RD 0
 #define TERN_SHUT_WR 1
@@ -362,6 +394,7 @@ int tern_getpeername(struct tern_stack *st, int fd, struct tern_sockaddr *addr);
 #define TERN_TCP_SYNCNT 7      /* per-socket syn_retries */
 #define TERN_TCP_LINGER2 8     /* per-socket fin_timeout, seconds */
 #define TERN_TCP_INFO 11       /* struct tern_tcp_info */
+#define TERN_TCP_CONGESTION 13 /* the module's name, a string ("reno") */
 #define TERN_TCP_USER_TIMEOUT 18 /* ms */
 #define TERN_TCP_STATE 0x7401  /* int, enum tern_state (tern's own) */
 
@@ -412,6 +445,7 @@ int tern_sock_info(struct tern_stack *st, int fd, struct tern_tcp_info *info);
 
 /* Readiness bits, with epoll's values. */
 #define TERN_EV_IN 0x001    /* data to read, end of stream, or a connection to accept */
+#define TERN_EV_PRI 0x002   /* urgent data has arrived and is not yet read past */
 #define TERN_EV_OUT 0x004   /* connected and room in the send buffer */
 #define TERN_EV_ERR 0x008   /* an error is pending (TERN_SO_ERROR) */
 #define TERN_EV_HUP 0x010   /* both directions are finished, or the connection is reset */
