@@ -709,6 +709,9 @@ int tern_setsockopt(struct tern_stack *st, int fd, int level, int name, const vo
 			t->xo->keepidle_ms = (uint32_t)v * 1000;
 		else
 			t->xo->keepintvl_ms = (uint32_t)v * 1000;
+		/* A keepalive already watching moves to the new deadline (as Linux). */
+		if (tcb_timer_armed(t, T_KEEP))
+			tcb_timer_set(st, t, T_KEEP, 0);
 		return 0;
 	case TERN_TCP_KEEPCNT:
 		if (v < 1 || v > 127)

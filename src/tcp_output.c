@@ -235,11 +235,17 @@ static void xmit_head(struct tern_stack *st, struct tern_tcb *tcb, uint32_t max_
 		tcp_send_syn(st, tcb);
 		return;
 	}
-	uint32_t queued = ring_len(tcb->sndq);
-	uint32_t len = TERN_MIN(TERN_MIN(queued, (uint32_t)tcb->mss), max_len);
-	bool fin = (tcb->tf & TF_FIN_SENT) && len == queued && fin_owed(tcb);
+	/* Only what was sent before goes again: bytes past SND.MAX were never offered to this
+	 * window, and a retransmission must not carry them. */
+	uint32_t sent = tcb->snd_max - tcb->snd_una;
+	bool fin_out = (tcb->tf & TF_FIN_SENT) && fin_owed(tcb);
+	if (fin_out)
+		sent--;
+	uint32_t len = TERN_MIN(TERN_MIN(sent, (uint32_t)tcb->mss), max_len);
+	bool fin = fin_out && len == sent;
 	if (!len && !fin)
 		return;
+	uint32_t queued = ring_len(tcb->sndq);
 	uint16_t flags = TERN_TH_ACK;
 	if (fin)
 		flags |= TERN_TH_FIN;

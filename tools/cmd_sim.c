@@ -1,4 +1,5 @@
 /* `tern sim`: run a named scenario on the simulated network and show what happened. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,11 @@ static void usage(FILE *f)
 		"  --drop RULE          drop exactly: [FROM>TO:]CLASS[#N[-M]], e.g. 'syn', 'fin#2',\n"
 		"                       'b>a:synack#1-3'; CLASS: any syn synack ack data fin rst\n"
 		"  --pcap FILE          write every packet on the wire to FILE (pcap, raw IPv4)\n"
-		"  --absolute           print raw sequence numbers, not relative to each ISN\n");
+		"  --absolute           print raw sequence numbers, not relative to each ISN\n"
+		"  --bytes N            transfer: bytes each way (default 1000000)\n"
+		"  --in FILE            transfer: a sends this file's bytes\n"
+		"  --out FILE           transfer: b writes what arrives to FILE\n"
+		"  --verbose            transfer: print every segment in the ladder too\n");
 }
 
 static int parse_prob(const char *s, double *out)
@@ -130,6 +135,28 @@ static void summary(FILE *out, struct scn *s, int json)
 	}
 }
 
+/* A transfer says whether every byte arrived as sent; a failure is the exit status 1. */
+static int transfer_report(FILE *out, struct scn *s, int json)
+{
+	int status = 0;
+	const struct scn_app *a = &s->app[0], *b = &s->app[1];
+	if (!s->bulk_accept)
+		return 0;
+	bool ok = !s->bulk_error && a->nerrors == 0 && b->nerrors == 0 && a->eofs == 1 &&
+		  b->eofs == 1 && s->bulk_bad == 0;
+	if (json)
+		fprintf(out, "{\"t\":%.6f,\"host\":\"a\",\"ev\":\"transfer\",\"a_to_b\":%llu,\"b_to_a\":%llu,\"ok\":%s}\n",
+			(double)tern_sim_now(s->sim) / 1e6, (unsigned long long)b->rx_bytes,
+			(unsigned long long)a->rx_bytes, ok ? "true" : "false");
+	else
+		fprintf(out, "\ntransfer: b received %llu bytes, a received %llu bytes: %s\n",
+			(unsigned long long)b->rx_bytes, (unsigned long long)a->rx_bytes,
+			ok ? "complete, every byte once and in order" : "FAILED");
+	if (!ok)
+		status = 1;
+	return status;
+}
+
 int cmd_sim(int argc, char **argv)
 {
 	struct scn_opts o;
@@ -137,7 +164,7 @@ int cmd_sim(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.seed = 1;
 	const char *name = NULL;
-	int json = 0, absolute = 0;
+	int json = 0, absolute = 0, verbose = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -229,6 +256,22 @@ int cmd_sim(int argc, char **argv)
 			o.pcap = v;
 		} else if (!strcmp(a, "--absolute")) {
 			absolute = 1;
+		} else if (!strcmp(a, "--verbose")) {
+			verbose = 1;
+		} else if (!strcmp(a, "--bytes")) {
+			NEED();
+			char *end;
+			o.bytes = strtoull(v, &end, 0);
+			if (*end || end == v || v[0] == '-' || o.bytes == 0) {
+				fprintf(stderr, "tern sim: --bytes takes a positive number\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--in")) {
+			NEED();
+			o.in_file = v;
+		} else if (!strcmp(a, "--out")) {
+			NEED();
+			o.out_file = v;
 		} else if (a[0] == '-') {
 			fprintf(stderr, "tern sim: unknown option %s\n", a);
 			usage(stderr);
@@ -250,6 +293,8 @@ int cmd_sim(int argc, char **argv)
 		return 2;
 	}
 	struct printer *p = printer_new(stdout, json, absolute);
+	if (sc->bulk && !verbose)
+		printer_quiet_segments(p);
 	if (!json) {
 		printf("tern sim %s: %s\n", sc->name, sc->summary);
 		printf("a = 10.0.0.1 (client), b = 10.0.0.2 (server); seed %llu; one-way delay %.3f ms%s\n",
@@ -263,12 +308,16 @@ int cmd_sim(int argc, char **argv)
 	int rc = scn_run(sc, &o, NULL, printer_event, p, &s);
 	printer_flush(p);
 	if (rc < 0) {
-		fprintf(stderr, "tern sim: %s\n", rc == -EINVAL ? "bad rule or setting" : tern_errno_name(rc));
+		if (rc == -EINVAL)
+			fprintf(stderr, "tern sim: bad rule or setting\n");
+		else
+			fprintf(stderr, "tern sim: %s\n", strerror(-rc));
 		printer_free(p);
 		return 2;
 	}
 	summary(stdout, s, json);
+	int status = transfer_report(stdout, s, json);
 	scn_finish(s);
 	printer_free(p);
-	return 0;
+	return status;
 }

@@ -1,5 +1,6 @@
 /* The scenarios of SCENARIOS.md that the engine can show, and the little application that
  * runs on each simulated host (accept, read everything, close on end of stream). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,10 +72,89 @@ static void app_error(struct scn *s, int host, int err)
 		a->errors[a->nerrors++] = err;
 }
 
+uint8_t scn_pattern(int dir, uint64_t i)
+{
+	uint64_t x = (i >> 3) * 0x9e3779b97f4a7c15ull + (uint64_t)(dir + 1) * 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 31;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 29;
+	return (uint8_t)(x >> (8 * (i & 7)));
+}
+
+/* Bulk sending writes straight into the send buffer (tern_send_zc): one copy per byte. */
+static void bulk_flush(struct scn *s, int host, int fd)
+{
+	struct scn_sock *k = sock_of(s, host, fd);
+	struct tern_stack *st = tern_sim_stack(s->sim, host);
+	while (k->bulk_sent < k->bulk_total) {
+		struct tern_wiovec iov[2];
+		unsigned n;
+		long room = tern_send_zc(st, fd, iov, &n);
+		if (room <= 0) {
+			if (room < 0 && room != -EAGAIN) {
+				k->err = (int)-room;
+				app_error(s, host, k->err);
+				tern_sim_note(s->sim, host, "fd %d: send failed: %s", fd, tern_errno_name((int)room));
+				k->bulk_total = k->bulk_sent;
+			}
+			return;
+		}
+		size_t done = 0;
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t left = k->bulk_total - k->bulk_sent - done;
+			size_t want = iov[i].len < left ? iov[i].len : (size_t)left;
+			uint8_t *dst = iov[i].base;
+			if (k->bulk_in) {
+				size_t got = fread(dst, 1, want, k->bulk_in);
+				if (got < want) {
+					s->bulk_error = EIO;
+					k->bulk_total = k->bulk_sent + done + got;
+				}
+				done += got;
+				if (got < want)
+					break;
+			} else {
+				for (size_t j = 0; j < want; j++)
+					dst[j] = scn_pattern(k->bulk_dir, k->bulk_sent + done + j);
+				done += want;
+			}
+		}
+		tern_send_commit(st, fd, done, 0);
+		k->bulk_sent += done;
+		if (!done)
+			break;
+	}
+	if (k->bulk_sent == k->bulk_total) {
+		tern_sim_note(s->sim, host, "fd %d: all %llu bytes queued; shutdown(SHUT_WR)", fd,
+			      (unsigned long long)k->bulk_total);
+		tern_shutdown(st, fd, TERN_SHUT_WR);
+		k->bulk_total = UINT64_MAX; /* done: nothing more to flush */
+		if (k->eof)
+			scn_close(s, host, fd); /* both directions done */
+	}
+}
+
+static void bulk_start(struct scn *s, int host, int fd, int dir, uint64_t total, FILE *in,
+		       FILE *out)
+{
+	struct scn_sock *k = sock_of(s, host, fd);
+	if (!k)
+		return;
+	k->bulk = true;
+	k->bulk_dir = dir;
+	k->bulk_total = total;
+	k->bulk_in = in;
+	k->bulk_out = out;
+}
+
 static void app_flush(struct scn *s, int host, int fd)
 {
 	struct scn_sock *k = sock_of(s, host, fd);
 	struct tern_stack *st = tern_sim_stack(s->sim, host);
+	if (k && k->bulk && k->bulk_total != UINT64_MAX) {
+		bulk_flush(s, host, fd);
+		return;
+	}
 	while (k && k->tx_len) {
 		long n = tern_send(st, fd, k->tx, k->tx_len, 0);
 		if (n == -EAGAIN)
@@ -98,14 +178,46 @@ static void do_delayed_close(struct tern_sim *sim, void *arg)
 	scn_close(d->s, d->host, d->fd);
 }
 
+/* Bulk receiving reads in place (tern_recv_zc): what arrives is checked or written out. */
+static long bulk_read(struct scn *s, struct scn_sock *k, struct tern_stack *st, int fd)
+{
+	struct tern_iovec iov[2];
+	unsigned n;
+	long avail = tern_recv_zc(st, fd, iov, &n);
+	if (avail <= 0)
+		return avail;
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *p = iov[i].base;
+		if (k->bulk_out) {
+			if (fwrite(p, 1, iov[i].len, k->bulk_out) != iov[i].len)
+				s->bulk_error = EIO;
+		} else {
+			for (size_t j = 0; j < iov[i].len; j++)
+				if (p[j] != scn_pattern(!k->bulk_dir, k->bulk_rcvd + j)) {
+					k->bulk_bad++;
+					s->bulk_bad++;
+				}
+		}
+		k->bulk_rcvd += iov[i].len;
+	}
+	tern_recv_consume(st, fd, (size_t)avail);
+	return avail;
+}
+
 static void app_read(struct scn *s, int host, int fd)
 {
 	struct scn_sock *k = sock_of(s, host, fd);
 	struct tern_stack *st = tern_sim_stack(s->sim, host);
 	uint8_t buf[4096];
 	size_t got = 0;
+	if (k->paused)
+		return;
 	for (;;) {
-		long n = tern_recv(st, fd, buf, sizeof(buf), 0);
+		long n = k->bulk ? bulk_read(s, k, st, fd) : tern_recv(st, fd, buf, sizeof(buf), 0);
+		if (n > 0 && k->bulk) {
+			s->app[host].rx_bytes += (uint64_t)n;
+			continue;
+		}
 		if (n > 0) {
 			if (k->rx_len + (size_t)n > k->rx_cap) {
 				size_t cap = k->rx_cap ? k->rx_cap * 2 : 4096;
@@ -130,7 +242,18 @@ static void app_read(struct scn *s, int host, int fd)
 		if (n == 0 && !k->eof) {
 			k->eof = true;
 			s->app[host].eofs++;
-			tern_sim_note(s->sim, host, "fd %d: end of stream", fd);
+			if (k->bulk)
+				tern_sim_note(s->sim, host, "fd %d: end of stream after %llu bytes%s", fd,
+					      (unsigned long long)k->bulk_rcvd,
+					      k->bulk_out ? " (written out)"
+					      : k->bulk_bad ? ", SOME DIFFER from what was sent"
+					      : ", every byte as sent");
+			else
+				tern_sim_note(s->sim, host, "fd %d: end of stream", fd);
+			if (k->bulk && k->bulk_total == UINT64_MAX) {
+				scn_close(s, host, fd); /* both directions done */
+				return;
+			}
 			if (k->close_on_eof_ms == 0) {
 				scn_close(s, host, fd);
 			} else if (k->close_on_eof_ms > 0) {
@@ -169,11 +292,15 @@ static void app_event(struct tern_sim *sim, int host, const struct tern_event *e
 			sock_reset(c);
 			c->used = true;
 			c->close_on_eof_ms = k->child_close_on_eof_ms;
+			if (s->bulk_accept)
+				bulk_start(s, host, fd, 1, s->bulk_b_bytes, NULL, s->out_fp);
 			s->app[host].accepted++;
 			tern_sim_note(sim, host, "accepted fd %d from %u.%u.%u.%u:%u", fd,
 				      peer.addr >> 24, (peer.addr >> 16) & 255, (peer.addr >> 8) & 255,
 				      peer.addr & 255, peer.port);
 			app_read(s, host, fd);
+			if (c->bulk)
+				app_flush(s, host, fd);
 		}
 		return;
 	}
@@ -193,6 +320,11 @@ static void app_event(struct tern_sim *sim, int host, const struct tern_event *e
 		}
 		s->app[host].connected++;
 		tern_sim_note(sim, host, "fd %d: connected", ev->fd);
+		if (k->bulk) {
+			app_flush(s, host, ev->fd);
+			if (!k->used)
+				return;
+		}
 	}
 	if (ev->events & (TERN_EV_IN | TERN_EV_ERR | TERN_EV_HUP))
 		app_read(s, host, ev->fd);
@@ -497,43 +629,194 @@ static void sc_peer_reboot(struct scn *s)
 	scn_run_idle(s, 300);
 }
 
+/* The peer's socket reads nothing until t_s. */
+struct resume_reads {
+	struct scn *s;
+	int host;
+};
+static struct resume_reads resume_arg;
+
+static void do_resume_reads(struct tern_sim *sim, void *arg)
+{
+	struct resume_reads *r = arg;
+	for (int fd = 0; fd < SCN_MAX_SOCKS; fd++) {
+		struct scn_sock *k = &r->s->socks[r->host][fd];
+		if (k->used && k->paused) {
+			k->paused = false;
+			tern_sim_note(sim, r->host, "fd %d: the application reads again", fd);
+			app_read(r->s, r->host, fd);
+		}
+	}
+}
+
+/* b's application stops reading; its 4 KiB receive buffer fills and the window closes. a
+ * probes the zero window with the persist timer, each probe twice as late as the one
+ * before, until b reads again at 10 s and the window opens. */
+static void sc_zero_window(struct scn *s)
+{
+	static uint8_t data[20000];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = scn_pattern(0, i);
+	int l = scn_listen(s, s->b, 80, 0);
+	int small = 4096;
+	tern_setsockopt(tern_sim_stack(s->sim, s->b), l, TERN_SOL_SOCKET, TERN_SO_RCVBUF, &small,
+			sizeof(small));
+	int c = scn_connect(s, s->a, s->b, 80, 0);
+	scn_run_to(s, 0.1);
+	int sfd = scn_accepted_fd(s, s->b);
+	s->socks[1][sfd].paused = true;
+	tern_sim_note(s->sim, s->b, "fd %d: the application stops reading (4 KiB receive buffer)", sfd);
+	scn_send(s, s->a, c, data, sizeof(data));
+	scn_run_to(s, 10.0);
+	resume_arg = (struct resume_reads){s, s->b};
+	do_resume_reads(s->sim, &resume_arg);
+	scn_run_to(s, 12.0);
+	scn_close(s, s->a, c);
+	scn_run_idle(s, 300);
+}
+
+static void cut_the_cable(struct scn *s)
+{
+	struct tern_impair lost = {1.0, 0, 0, 0, 10000, 0};
+	tern_sim_set_impair(s->sim, -1, -1, &lost);
+	tern_sim_note(s->sim, s->b, "vanishes: from now on the wire between a and b loses everything");
+}
+
+static int keepalive_client(struct scn *s)
+{
+	int c = setup_pair(s, -1);
+	int one = 1;
+	tern_setsockopt(tern_sim_stack(s->sim, s->a), c, TERN_SOL_SOCKET, TERN_SO_KEEPALIVE, &one,
+			sizeof(one));
+	tern_sim_note(s->sim, s->a, "fd %d: SO_KEEPALIVE on (idle 7200 s, every 75 s, 9 probes)", c);
+	return c;
+}
+
+/* The connection goes idle and the server vanishes: after keepalive_time a probes, every
+ * keepalive_intvl, and after keepalive_probes unanswered probes gives up with ETIMEDOUT. */
+static void sc_keepalive(struct scn *s)
+{
+	keepalive_client(s);
+	scn_run_to(s, 1.0);
+	cut_the_cable(s);
+	scn_run_idle(s, 20000);
+}
+
+/* The same idle connection with a live server: each probe is answered and the connection
+ * stays, probed again keepalive_time after the answer. */
+static void sc_keepalive_live(struct scn *s)
+{
+	keepalive_client(s);
+	scn_run_to(s, 15000.0);
+}
+
+/* The server vanishes while a has data to send: retransmissions back off (RTO doubling up to
+ * rto_max) until retries2's time is spent (924.6 s with the defaults): ETIMEDOUT. */
+static void sc_peer_vanished(struct scn *s)
+{
+	int c = setup_pair(s, -1);
+	scn_run_to(s, 1.0);
+	cut_the_cable(s);
+	scn_send(s, s->a, c, hello, sizeof(hello) - 1);
+	scn_run_idle(s, 5000);
+}
+
+/* A server application that never closes: each client sends a request and closes; the
+ * server's side of every connection stays in CLOSE_WAIT for good, while the clients' orphaned
+ * FIN_WAIT_2 ends after fin_timeout. The listing at the end counts them by state. */
+static void sc_close_wait_leak(struct scn *s)
+{
+	static const char req[] = "GET / HTTP/1.0\r\n\r\n";
+	scn_listen(s, s->b, 80, -1);
+	int c[5];
+	for (int i = 0; i < 5; i++) {
+		c[i] = scn_connect(s, s->a, s->b, 80, 0);
+		scn_run_to(s, i + 0.2);
+		scn_send(s, s->a, c[i], req, sizeof(req) - 1);
+		scn_run_to(s, i + 0.5);
+		scn_close(s, s->a, c[i]);
+		scn_run_to(s, i + 1.0);
+	}
+	scn_run_to(s, 120.0);
+}
+
+/* A bulk transfer both ways at once: a sends --bytes (or the --in file), b sends --bytes
+ * back; each side shuts down its sending side when done and closes once the other's data
+ * is in. Every byte is checked against what was sent (or b writes it to --out). */
+static void sc_transfer(struct scn *s)
+{
+	const struct scn_opts *o = s->opts;
+	uint64_t n = o->bytes ? o->bytes : 1000000;
+	uint64_t a_bytes = n;
+	if (s->in_fp) {
+		if (fseek(s->in_fp, 0, SEEK_END) == 0) {
+			long sz = ftell(s->in_fp);
+			a_bytes = sz > 0 ? (uint64_t)sz : 0;
+			rewind(s->in_fp);
+		}
+		if (!o->bytes)
+			n = a_bytes;
+	}
+	s->bulk_accept = true;
+	s->bulk_b_bytes = n;
+	scn_listen(s, s->b, 80, -1);
+	int c = scn_connect(s, s->a, s->b, 80, 0);
+	bulk_start(s, s->a, c, 0, a_bytes, s->in_fp, NULL);
+	tern_sim_note(s->sim, s->a, "transfer: a sends %llu bytes%s, b sends %llu back",
+		      (unsigned long long)a_bytes, s->in_fp ? " of the input file" : "",
+		      (unsigned long long)n);
+	scn_run_idle(s, 1e6);
+}
+
 static const struct scenario scenarios[] = {
-	{"handshake", "three-way handshake: SYN, SYN-ACK, ACK", sc_handshake, ""},
-	{"close", "four-way close: FIN, ACK, FIN, ACK, then TIME_WAIT for 2*MSL", sc_close, ""},
+	{"handshake", "three-way handshake: SYN, SYN-ACK, ACK", sc_handshake, "", false},
+	{"close", "four-way close: FIN, ACK, FIN, ACK, then TIME_WAIT for 2*MSL", sc_close, "", false},
 	{"close-three-way", "the passive side closes at once: its ACK and FIN leave together",
-	 sc_close_three_way, ""},
+	 sc_close_three_way, "", false},
 	{"half-close", "the client shuts down its sending side; the server keeps sending, then closes",
-	 sc_half_close, ""},
+	 sc_half_close, "", false},
 	{"simultaneous-open", "both ends send SYN at once: SYN_SENT -> SYN_RCVD -> ESTABLISHED",
-	 sc_simultaneous_open, ""},
+	 sc_simultaneous_open, "", false},
 	{"simultaneous-close", "both ends send FIN at once: FIN_WAIT_1 -> CLOSING -> TIME_WAIT",
-	 sc_simultaneous_close, ""},
+	 sc_simultaneous_close, "", false},
 	{"syn-lost", "every SYN is lost: retransmissions at 1, 3, 7, 15, 31 s, ETIMEDOUT at 63 s",
-	 sc_syn_lost, ""},
+	 sc_syn_lost, "", false},
 	{"synack-lost", "every SYN-ACK is lost: both ends retransmit on their own timers",
-	 sc_synack_lost, "syn_retries=1 synack_retries=2"},
+	 sc_synack_lost, "syn_retries=1 synack_retries=2", false},
 	{"ack-lost", "the third handshake segment is lost: the SYN-ACK is retransmitted and re-ACKed",
-	 sc_ack_lost, ""},
+	 sc_ack_lost, "", false},
 	{"ack-lost-data", "the third segment is lost, but the client's data carries the ACK",
-	 sc_ack_lost_data, ""},
+	 sc_ack_lost_data, "", false},
 	{"old-duplicate-syn", "a stale SYN arrives first: RST answers its SYN-ACK, the new connection completes",
-	 sc_old_duplicate_syn, ""},
-	{"fin-lost", "the first FIN is lost: the closer retransmits it", sc_fin_close, ""},
+	 sc_old_duplicate_syn, "", false},
+	{"fin-lost", "the first FIN is lost: the closer retransmits it", sc_fin_close, "", false},
 	{"fin-ack-lost", "the ACK of the first FIN is lost: FIN retransmitted from FIN_WAIT_1, ACKed again",
-	 sc_fin_close, ""},
-	{"peer-fin-lost", "the passive side's FIN is lost: it retransmits from LAST_ACK", sc_fin_close, ""},
+	 sc_fin_close, "", false},
+	{"peer-fin-lost", "the passive side's FIN is lost: it retransmits from LAST_ACK", sc_fin_close, "", false},
 	{"fin-wait-2-timeout", "every FIN of the passive side is lost for a while: the orphaned FIN_WAIT_2 gives up after fin_timeout, and the late FIN draws RST",
-	 sc_fin_close, "fin_timeout=5s"},
+	 sc_fin_close, "fin_timeout=5s", false},
 	{"last-ack-lost", "the final ACK is lost: the FIN is retransmitted, TIME_WAIT re-ACKs and restarts 2*MSL",
-	 sc_fin_close, ""},
+	 sc_fin_close, "", false},
 	{"time-wait", "2*MSL; a late duplicate FIN re-ACKed; a new SYN for the same 4-tuple accepted",
-	 sc_time_wait, ""},
+	 sc_time_wait, "", false},
 	{"rst-closed-port", "a SYN to a port nobody listens on: RST, connect() fails with ECONNREFUSED",
-	 sc_rst_closed_port, ""},
+	 sc_rst_closed_port, "", false},
 	{"rst-abort", "close with SO_LINGER 0 sends RST and skips TIME_WAIT; the peer sees ECONNRESET",
-	 sc_rst_abort, ""},
+	 sc_rst_abort, "", false},
 	{"peer-reboot", "the server forgets the connection; the client's next segment draws RST (ECONNRESET)",
-	 sc_peer_reboot, ""},
+	 sc_peer_reboot, "", false},
+	{"zero-window", "the receiver stops reading: window 0, persist probes with backoff, sending resumes when it reads",
+	 sc_zero_window, "", false},
+	{"keepalive", "an idle connection whose peer vanished: probes after keepalive_time, every keepalive_intvl, ETIMEDOUT after keepalive_probes",
+	 sc_keepalive, "", false},
+	{"keepalive-live", "an idle connection with a live peer: each keepalive probe is answered and it stays",
+	 sc_keepalive_live, "", false},
+	{"peer-vanished", "the peer vanishes with data outstanding: retransmissions back off until retries2, then ETIMEDOUT",
+	 sc_peer_vanished, "", false},
+	{"close-wait-leak", "a server that never closes: its connections pile up in CLOSE_WAIT (listed by state at the end)",
+	 sc_close_wait_leak, "", false},
+	{"transfer", "a bulk transfer both ways at once (--bytes N, --in FILE, --out FILE): every byte arrives once, in order",
+	 sc_transfer, "", true},
 };
 
 /* Wire rules each scenario starts with. */
@@ -649,6 +932,16 @@ int scn_run(const struct scenario *sc, const struct scn_opts *o, struct scn_log 
 		scn_finish(s);
 		return rc;
 	}
+	if (o->in_file && !(s->in_fp = fopen(o->in_file, "rb"))) {
+		rc = -errno;
+		scn_finish(s);
+		return rc;
+	}
+	if (o->out_file && !(s->out_fp = fopen(o->out_file, "wb"))) {
+		rc = -errno;
+		scn_finish(s);
+		return rc;
+	}
 	sc->run(s);
 	if (out)
 		*out = s;
@@ -664,6 +957,10 @@ void scn_finish(struct scn *s)
 	for (int h = 0; h < 2; h++)
 		for (int fd = 0; fd < SCN_MAX_SOCKS; fd++)
 			free(s->socks[h][fd].rx);
+	if (s->in_fp)
+		fclose(s->in_fp);
+	if (s->out_fp && fclose(s->out_fp) != 0)
+		s->bulk_error = EIO;
 	tern_sim_free(s->sim);
 	free(s);
 }

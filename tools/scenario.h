@@ -34,6 +34,8 @@ struct scn_opts {
 	} rules[SCN_MAX_RULES];
 	int nrules;
 	uint64_t bytes;               /* transfer size, where a scenario moves data */
+	const char *in_file;          /* transfer: a sends this file's bytes */
+	const char *out_file;         /* transfer: b writes what arrives here */
 };
 
 /* One recorded event (a copy of the simulator's, with the note text owned). */
@@ -57,6 +59,14 @@ struct scn_sock {
 	const uint8_t *tx;            /* bytes still to send */
 	size_t tx_len;
 	int err;                      /* last error the application saw (positive errno) */
+	bool paused;                  /* the application does not read for now */
+	/* Bulk transfer: send bulk_total bytes (from bulk_in, else a pattern), then shut down
+	 * the sending side; check what arrives against the peer's pattern, or write it to
+	 * bulk_out; close once both directions are done. */
+	bool bulk;
+	int bulk_dir;                 /* which pattern this socket sends (0 a->b, 1 b->a) */
+	uint64_t bulk_total, bulk_sent, bulk_rcvd, bulk_bad;
+	FILE *bulk_in, *bulk_out;
 };
 
 struct scn_delayed_close {
@@ -75,6 +85,11 @@ struct scn_app {
 struct scn {
 	struct tern_sim *sim;
 	struct scn_app app[2];
+	int bulk_error;               /* transfer: a file could not be read or written (errno) */
+	uint64_t bulk_b_bytes;        /* transfer: what an accepted socket on b sends back (0: none) */
+	bool bulk_accept;             /* transfer: accepted sockets on b are bulk sockets */
+	uint64_t bulk_bad;            /* transfer: bytes that differed from what was sent */
+	FILE *in_fp, *out_fp;
 	struct scn_delayed_close closes[64]; /* pending "close N ms after end of stream" */
 	unsigned nclose;
 	int a, b;
@@ -91,7 +106,11 @@ struct scenario {
 	const char *summary;
 	void (*run)(struct scn *s);
 	const char *defaults;         /* settings the scenario starts from, "name=value ..." */
+	bool bulk;                    /* moves much data: the ladder shows no segments by default */
 };
+
+/* The bulk-transfer pattern: byte i of direction dir. */
+uint8_t scn_pattern(int dir, uint64_t i);
 
 const struct scenario *scenario_all(size_t *n);
 const struct scenario *scenario_find(const char *name);

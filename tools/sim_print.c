@@ -80,7 +80,7 @@ static const char *host_name(int host)
 
 struct printer {
 	FILE *out;
-	int json, absolute;
+	int json, absolute, quiet;
 	struct isn_entry isn[64];
 	int nisn;
 	/* A segment line waits for the wire's verdict on it (lost, duplicated, ...). */
@@ -405,7 +405,7 @@ void printer_event(void *user, const struct scn_event *e)
 		isn_learn(p, &e->ev);
 	if (p->json)
 		json_event(p, e);
-	else
+	else if (!p->quiet || !e->ev.seg_valid)
 		ladder_event(p, e);
 }
 
@@ -414,5 +414,7 @@ void printer_flush(struct printer *p)
 	flush_pending(p);
 	fflush(p->out);
 }
+
+void printer_quiet_segments(struct printer *p) { p->quiet = 1; }
 
 void printer_free(struct printer *p) { free(p); }

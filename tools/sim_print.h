@@ -11,6 +11,8 @@ struct printer *printer_new(FILE *out, int json, int absolute);
 /* A scn_run() sink. */
 void printer_event(void *user, const struct scn_event *e);
 void printer_flush(struct printer *p);
+/* Leave segments out of the ladder (bulk transfers): states, errors and notes remain. */
+void printer_quiet_segments(struct printer *p);
 void printer_free(struct printer *p);
 
 void fmt_addr(char *buf, size_t n, uint32_t addr, uint16_t port);
