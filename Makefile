@@ -65,7 +65,7 @@ demo: $(BUILD)/tern
 	$(BUILD)/tern sim syn-lost
 
 bench: all
-	@if [ -f bench/Makefile ]; then $(MAKE) -C bench; else echo "no benchmarks yet"; fi
+	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
 
 clean:
 	rm -rf build build-san

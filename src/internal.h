@@ -215,6 +215,7 @@ struct tern_stack {
 	/* 4-tuple table: TCBs in synchronized and SYN states, and TIME_WAIT records. */
 	struct conn_hdr **ctab;
 	uint32_t cmask, ccount;
+	struct conn_hdr *clast;    /* the entry the last lookup found (most segments repeat it) */
 	/* Listeners by local port. */
 	struct tern_tcb **ltab;
 	uint32_t lmask;

@@ -161,7 +161,8 @@ static void clock_to(struct tern_stack *st, uint64_t now_us)
 void tern_stack_poll(struct tern_stack *st, uint64_t now_us)
 {
 	clock_to(st, now_us);
-	tw_advance(&st->wheel, st->now, timer_fire, st);
+	if (!tw_nothing_due(&st->wheel, st->now))
+		tw_advance(&st->wheel, st->now, timer_fire, st);
 }
 
 uint64_t tern_stack_next_timer(const struct tern_stack *st)
@@ -183,7 +184,8 @@ void tern_stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64
 	struct tern_ip4 ip;
 	clock_to(st, now_us);
 	/* Timers due before this packet fire first, so events keep their order. */
-	tw_advance(&st->wheel, st->now, timer_fire, st);
+	if (!tw_nothing_due(&st->wheel, st->now))
+		tw_advance(&st->wheel, st->now, timer_fire, st);
 	st->stats.ip_in++;
 	int rc = tern_ip4_parse(pkt, len, &ip);
 	if (rc != TERN_IP4_OK) {

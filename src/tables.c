@@ -52,10 +52,16 @@ static void conn_grow(struct tern_stack *st)
 struct conn_hdr *conn_lookup(struct tern_stack *st, uint32_t laddr, uint16_t lport,
 			     uint32_t raddr, uint16_t rport)
 {
+	struct conn_hdr *h = st->clast;
+	if (h && h->lport == lport && h->rport == rport && h->laddr == laddr && h->raddr == raddr)
+		return h;
 	uint32_t b = tuple_hash(st, laddr, lport, raddr, rport) & st->cmask;
-	for (struct conn_hdr *h = st->ctab[b]; h; h = h->hnext)
-		if (h->lport == lport && h->rport == rport && h->laddr == laddr && h->raddr == raddr)
+	for (h = st->ctab[b]; h; h = h->hnext) {
+		if (h->lport == lport && h->rport == rport && h->laddr == laddr && h->raddr == raddr) {
+			st->clast = h;
 			return h;
+		}
+	}
 	return NULL;
 }
 
@@ -71,6 +77,8 @@ void conn_insert(struct tern_stack *st, struct conn_hdr *h)
 
 void conn_remove(struct tern_stack *st, struct conn_hdr *h)
 {
+	if (st->clast == h)
+		st->clast = NULL;
 	uint32_t b = tuple_hash(st, h->laddr, h->lport, h->raddr, h->rport) & st->cmask;
 	for (struct conn_hdr **pp = &st->ctab[b]; *pp; pp = &(*pp)->hnext) {
 		if (*pp == h) {

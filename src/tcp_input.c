@@ -666,8 +666,60 @@ static void ack_snd_check(struct tern_stack *st, struct tern_tcb *tcb)
 		tcb_timer_set(st, tcb, T_DACK, tcb_ato(st, tcb));
 }
 
+/*
+ * Header prediction (Van Jacobson's, as Linux's tcp_rcv_established fast path): in
+ * ESTABLISHED, a segment with only ACK (and perhaps PSH), no options, the expected sequence
+ * number, the window unchanged and an ACK that is new or carries in-order data that fits
+ * needs none of the checks of the full machine: every one of them would pass. The two cases
+ * of a bulk transfer, a data segment and the ACK that clocks out the next, take this path.
+ * Returns false, having done nothing, for anything else.
+ */
+static bool fast_path(struct tern_stack *st, struct tern_tcb *tcb, const struct tern_tcp_seg *seg)
+{
+	const struct tern_seg_info *h = &seg->h;
+	uint32_t len = h->len, ack = h->ack;
+	if (tcb->h.state != TERN_STATE_ESTABLISHED || h->seq != tcb->rcv_nxt || h->opts.has ||
+	    (h->flags & (TERN_TH_SYN | TERN_TH_FIN | TERN_TH_RST | TERN_TH_URG | TERN_TH_ACK)) != TERN_TH_ACK ||
+	    h->win != tcb->snd_wnd || (tcb->tf & (TF_RECOVERY | TF_PERSIST | TF_URG_SEEN)) ||
+	    tcb->dupacks || seq_lt(ack, tcb->snd_una) || seq_gt(ack, tcb->snd_max))
+		return false;
+	struct ring *r = tcb->rcvq;
+	if (len) {
+		uint32_t wnd = tcb->rcv_wup + tcb->rcv_wnd - tcb->rcv_nxt;
+		if ((int32_t)wnd < (int32_t)len || (r && (r->nooo || r->len + len > r->cap)))
+			return false;
+		if (!r && !(r = tcb->rcvq = ring_get(st, tcb_rcvbuf(st, tcb))))
+			return false;
+		if (r->len + len > r->cap)
+			return false;
+	} else if (ack == tcb->snd_una) {
+		return false; /* duplicate ACK or window probe answer: the full machine counts it */
+	}
+	tcb->segs_in++;
+	st->seg_gap_ms = st->now - tcb->last_rcv;
+	tcb->last_rcv = st->now;
+	tcb->probes = 0;
+	tcb->snd_wl1 = h->seq;
+	if (ack != tcb->snd_una)
+		new_ack(st, tcb, ack);
+	if (len) {
+		ring_write_at(r, r->len, seg->data, len);
+		r->len += len;
+		tcb->rcv_nxt += len;
+		tcb->bytes_received += len;
+		event_data_recv(st, tcb, len);
+		tcb->tf |= TF_DACK;
+		stack_notify(st, tcb);
+	}
+	ack_snd_check(st, tcb);
+	tcp_output(st, tcb);
+	return true;
+}
+
 static void tcb_input(struct tern_stack *st, struct tern_tcb *tcb, const struct tern_tcp_seg *seg)
 {
+	if (fast_path(st, tcb, seg))
+		return;
 	tcb->segs_in++;
 	st->seg_gap_ms = st->now - tcb->last_rcv;
 	tcb->last_rcv = st->now;

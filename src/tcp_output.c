@@ -41,12 +41,17 @@ uint32_t tcp_window_now(const struct tern_stack *st, const struct tern_tcb *tcb)
 	int32_t promised = (int32_t)(tcb->rcv_wup + tcb->rcv_wnd - tcb->rcv_nxt);
 	uint32_t cur = promised > 0 ? (uint32_t)promised : 0;
 	uint32_t win;
+	if (mss < full && free_space >= full / 2 && tcb->rcv_wnd <= free_space &&
+	    tcb->rcv_wnd + mss > free_space)
+		return tcb->rcv_wnd; /* the common case: the offer stands (and covers cur) */
 	if (free_space < full / 2 && (free_space < cap / 16 || free_space < mss)) {
 		win = 0;
 	} else {
 		win = tcb->rcv_wnd; /* the last offer stands while within one MSS of the space */
 		if (free_space < mss || win + mss <= free_space || win > free_space)
 			win = mss ? free_space - free_space % mss : free_space;
+		else if (mss == full && free_space > win + full / 2)
+			win = free_space; /* a buffer under one segment: offer it whole again */
 	}
 	return win < cur ? cur : win;
 }
@@ -97,41 +102,47 @@ static void tcp_emit(struct tern_stack *st, const struct tern_seg_info *h, struc
 }
 
 /* RFC 6093 / Linux: the urgent pointer of a segment, if urgent data lies ahead of it. */
-static void urgent_fields(const struct tern_tcb *tcb, struct tern_seg_info *h)
+static uint16_t urgent_pointer(const struct tern_tcb *tcb, uint32_t seq)
 {
-	if (!(tcb->tf & TF_URG_SEND) || !tcb->xo || !seq_gt(tcb->xo->snd_up, h->seq))
-		return;
-	uint32_t off = tcb->xo->snd_up - h->seq;
-	h->flags |= TERN_TH_URG;
-	h->urp = off > 0xffff ? 0xffff : (uint16_t)off;
+	if (!(tcb->tf & TF_URG_SEND) || !tcb->xo || !seq_gt(tcb->xo->snd_up, seq))
+		return 0;
+	uint32_t off = tcb->xo->snd_up - seq;
+	return off > 0xffff ? 0xffff : (uint16_t)off;
 }
 
-/* Build and send one segment of the TCB: off/len address the send queue. */
+/*
+ * Build and send one segment of the TCB (off/len address the send queue). The header is
+ * written in place, right after room for the IPv4 header, and the payload is handed to the
+ * link straight from the send ring: the stack copies no payload on output.
+ */
 static void tcp_xmit(struct tern_stack *st, struct tern_tcb *tcb, uint32_t seq, uint16_t flags,
 		     uint32_t off, uint32_t len)
 {
-	struct tern_seg_info h;
-	memset(&h, 0, sizeof(h));
-	h.src = tcb->h.laddr;
-	h.dst = tcb->h.raddr;
-	h.sport = tcb->h.lport;
-	h.dport = tcb->h.rport;
-	h.seq = seq;
-	h.flags = flags;
-	if (flags & TERN_TH_ACK)
-		h.ack = tcb->rcv_nxt;
-	h.win = (uint16_t)tcp_select_window(st, tcb);
+	uint8_t *th = st->txbuf + 20;
+	uint32_t ack = (flags & TERN_TH_ACK) ? tcb->rcv_nxt : 0;
+	uint16_t win = (uint16_t)tcp_select_window(st, tcb);
+	uint16_t urp = 0;
+	size_t hlen = TERN_TCP_HLEN;
 	if (flags & TERN_TH_SYN) {
 		/* RFC 9293 §3.7.1: the MSS option goes on SYNs, and only there. */
-		h.opts.has = TERN_OPT_MSS;
-		h.opts.mss = tcb->advmss;
-	} else if (!(flags & TERN_TH_RST)) {
-		urgent_fields(tcb, &h);
+		th[20] = TERN_TCPOPT_MSS;
+		th[21] = 4;
+		wr16(th + 22, tcb->advmss);
+		hlen += 4;
+	} else if (!(flags & TERN_TH_RST) && (urp = urgent_pointer(tcb, seq)) != 0) {
+		flags |= TERN_TH_URG;
 	}
-	h.len = len;
-	size_t hlen = tern_tcp_build(st->txbuf + 20, &h);
+	wr16(th, tcb->h.lport);
+	wr16(th + 2, tcb->h.rport);
+	wr32(th + 4, seq);
+	wr32(th + 8, ack);
+	th[12] = (uint8_t)((hlen / 4) << 4);
+	th[13] = (uint8_t)flags;
+	wr16(th + 14, win);
+	th[16] = th[17] = 0;
+	wr16(th + 18, urp);
 	struct tern_iovec iov[3];
-	iov[0].base = st->txbuf + 20;
+	iov[0].base = th;
 	iov[0].len = hlen;
 	unsigned n = 1;
 	if (len)
@@ -141,12 +152,40 @@ static void tcp_xmit(struct tern_stack *st, struct tern_tcb *tcb, uint32_t seq, 
 		/* Every segment carries the ACK: nothing is owed any more, and one quick ACK is
 		 * spent (Linux's tcp_event_ack_sent). */
 		tcb->tf &= ~(TF_ACKNOW | TF_DACK);
-		if (tcb_timer_armed(tcb, T_DACK))
+		if (tcb->timers & (1u << T_DACK))
 			tcb_timer_clear(st, tcb, T_DACK);
 		if (tcb->h.spare && !--tcb->h.spare)
 			tcb->tn.user = (uint16_t)st->set.delack_min_ms;
 	}
-	tcp_emit(st, &h, iov, n, hlen, tcb, tcb->fd);
+	uint32_t pseudo = tern_csum_pseudo(tcb->h.laddr, tcb->h.raddr, TERN_IPPROTO_TCP_,
+					   (uint16_t)(hlen + len));
+	uint16_t c = tern_csum_iov(pseudo, iov, n);
+	memcpy(th + 16, &c, 2);
+	if (stack_tracing(st)) {
+		struct tern_trace ev = {.kind = TERN_TRACE_SEND, .fd = tcb->fd};
+		struct tern_seg_info *h = &ev.u.seg;
+		h->src = tcb->h.laddr;
+		h->dst = tcb->h.raddr;
+		h->sport = tcb->h.lport;
+		h->dport = tcb->h.rport;
+		h->seq = seq;
+		h->ack = ack;
+		h->flags = flags;
+		h->win = win;
+		h->urp = urp;
+		h->len = len;
+		if (flags & TERN_TH_SYN) {
+			h->opts.has = TERN_OPT_MSS;
+			h->opts.mss = tcb->advmss;
+		}
+		ev.cwnd = tcb->cwnd;
+		ev.ssthresh = tcb->ssthresh;
+		stack_trace(st, &ev);
+	}
+	st->stats.tcp_out++;
+	if (flags & TERN_TH_RST)
+		st->stats.tcp_rst_out++;
+	ip_output(st, tcb->h.laddr, tcb->h.raddr, TERN_IPPROTO_TCP_, iov, n, hlen + len);
 }
 
 void tcp_send_syn(struct tern_stack *st, struct tern_tcb *tcb)
@@ -290,6 +329,8 @@ void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
 		uint32_t start = tcb->snd_una + ((tcb->tf & TF_SYN_ACKED) ? 0 : 1);
 		uint32_t end = start + ring_len(tcb->sndq);
 		bool fin_due = fin_owed(tcb);
+		if (!seq_lt(tcb->snd_nxt, end) && !(fin_due && tcb->snd_nxt == end))
+			goto ack_only; /* nothing (new or again) to send: the common case of a receiver */
 		if (tcb->snd_una == tcb->snd_max && seq_lt(tcb->snd_nxt, end) &&
 		    st->now - tcb->lsndtime > tcb->rto_ms)
 			tcb_cc(tcb)->on_idle_restart(st, tcb); /* RFC 5681 §4.1 */
@@ -367,6 +408,7 @@ void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
 		if (blocked && !sent && tcb->snd_una == tcb->snd_max && !tcb_timer_armed(tcb, T_RTX))
 			tcp_persist_arm(st, tcb);
 	}
+ack_only:
 	if (!sent && (tcb->tf & TF_ACKNOW))
 		tcp_send_ack(st, tcb);
 }

@@ -57,5 +57,11 @@ uint32_t tw_next(const struct tw_wheel *w, int *ok);
  */
 void tw_advance(struct tw_wheel *w, uint32_t now, void (*fire)(void *ctx, struct tw_node *n),
 		void *ctx);
+/* True when tw_advance(w, now, ...) would do nothing: the clock is already at now and no
+ * timer is due at it. For callers on the per-packet path. */
+static inline int tw_nothing_due(const struct tw_wheel *w, uint32_t now)
+{
+	return now == w->now && !((w->occupied[0] >> (now & (TW_LEVEL_SIZE - 1))) & 1);
+}
 
 #endif

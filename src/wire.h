@@ -33,6 +33,9 @@ uint32_t tern_csum_add(uint32_t sum, const void *buf, size_t len, int odd);
 uint16_t tern_csum_fold(uint32_t sum);
 /* Sum of the TCP/UDP pseudo-header (RFC 9293 §3.1): addresses in host order. */
 uint32_t tern_csum_pseudo(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len);
+/* The checksum of a 20-byte IPv4 header (its own checksum field included as it stands),
+ * ready to store with memcpy. */
+uint16_t tern_csum_hdr20(const void *hdr);
 /* Checksum over a pseudo-header and a gather list (pieces of any length). The result is
  * ready to store with memcpy; over data that includes a correct checksum it is 0. */
 uint16_t tern_csum_iov(uint32_t pseudo_sum, const struct tern_iovec *iov, unsigned n);

@@ -27,7 +27,9 @@ int tern_ip4_parse(const uint8_t *pkt, size_t len, struct tern_ip4 *ip)
 		return TERN_IP4_TOTLEN;
 	/* The checksum covers the header only, options included (RFC 791 §3.1); over a correct
 	 * header, its own checksum field included, the sum is all ones and folds to 0. */
-	if (tern_csum_fold(tern_csum_add(0, pkt, hlen, 0)) != 0)
+	uint16_t bad = hlen == IP4_MIN_HLEN ? tern_csum_hdr20(pkt)
+					     : tern_csum_fold(tern_csum_add(0, pkt, hlen, 0));
+	if (bad != 0)
 		return TERN_IP4_CSUM;
 	frag = rd16(pkt + 6);
 	/* tern does not reassemble: a datagram is whole only when it is its own first and last
@@ -64,6 +66,6 @@ void tern_ip4_build(uint8_t hdr[20], uint32_t src, uint32_t dst, uint8_t proto, 
 	wr16(hdr + 10, 0);
 	wr32(hdr + 12, src);
 	wr32(hdr + 16, dst);
-	csum = tern_csum_fold(tern_csum_add(0, hdr, IP4_MIN_HLEN, 0));
+	csum = tern_csum_hdr20(hdr);
 	memcpy(hdr + 10, &csum, sizeof(csum));
 }
