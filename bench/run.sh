@@ -7,21 +7,30 @@ CPU=${CPU:-1}
 pin() { if command -v taskset >/dev/null 2>&1; then taskset -c "$CPU" "$@"; else "$@"; fi; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-t15=""; t90=""; tzc=""; lw=""
+# Each variant: its name and the bulk options; lwIP's anchor runs between them.
+run_tern() { pin "$B/bulk" --mib 1024 "$@" | field gbps; }
+a=""; b=""; c=""; d=""; e=""; f=""; lw=""
 for i in $(seq "$ROUNDS"); do
-	t15="$t15 $(pin "$B/bulk" --mib 1024 --mtu 1500 | field gbps)"
+	a="$a $(run_tern --mtu 1500)"
 	[ -x "$B/lwipbench" ] && lw="$lw $(pin "$B/lwipbench" bulk 1024 | field gbps)"
-	t90="$t90 $(pin "$B/bulk" --mib 1024 --mtu 9000 | field gbps)"
-	tzc="$tzc $(pin "$B/bulk" --mib 1024 --mtu 1500 --zc | field gbps)"
+	b="$b $(run_tern --mtu 1500 --zc)"
+	c="$c $(run_tern --mtu 1500 --offload)"
+	d="$d $(run_tern --mtu 1500 --offload --zc)"
+	e="$e $(run_tern --mtu 9000)"
+	f="$f $(run_tern --mtu 9000 --offload --zc)"
 done
-m15=$(echo $t15 | tr ' ' '\n' | median)
-m90=$(echo $t90 | tr ' ' '\n' | median)
-mzc=$(echo $tzc | tr ' ' '\n' | median)
-echo "tern bulk, MTU 1500, send/recv:      median $m15 Gbit/s ($t15 )"
-echo "tern bulk, MTU 1500, zero-copy:      median $mzc Gbit/s ($tzc )"
-echo "tern bulk, MTU 9000, send/recv:      median $m90 Gbit/s ($t90 )"
-if [ -n "$lw" ]; then
-	ml=$(echo $lw | tr ' ' '\n' | median)
-	echo "lwIP bulk, MTU 1500 (anchor):        median $ml Gbit/s ($lw )"
-	echo "ratio tern/lwIP at MTU 1500:         $(echo "$m15 $ml" | awk '{printf "%.2f", $1/$2}')"
-fi
+med() { echo $1 | tr ' ' '\n' | median; }
+ml=""; [ -n "$lw" ] && ml=$(med "$lw")
+show() {
+	m=$(med "$2")
+	r=""; [ -n "$ml" ] && r=$(echo "$m $ml" | awk '{printf "  (%.2fx lwIP)", $1/$2}')
+	printf '%-46s median %7s Gbit/s%s   [%s ]\n' "$1" "$m" "$r" "$2"
+}
+show "tern, MTU 1500, send/recv, sw checksums" "$a"
+show "tern, MTU 1500, zero-copy recv, sw checksums" "$b"
+show "tern, MTU 1500, send/recv, csum offload" "$c"
+show "tern, MTU 1500, zero-copy, csum offload" "$d"
+show "tern, MTU 9000, send/recv, sw checksums" "$e"
+show "tern, MTU 9000, zero-copy, csum offload" "$f"
+[ -n "$ml" ] && printf '%-46s median %7s Gbit/s   [%s ]\n' "lwIP anchor, MTU 1500, sw checksums" "$ml" "$lw"
+exit 0

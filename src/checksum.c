@@ -179,14 +179,22 @@ uint16_t tern_csum_hdr20(const void *hdr)
 
 uint16_t tern_csum_iov(uint32_t pseudo_sum, const struct tern_iovec *iov, unsigned n)
 {
-	uint32_t sum = pseudo_sum;
+	/* One 64-bit accumulator across the pieces, folded once at the end; only a piece at an
+	 * odd stream offset is folded on its own, to swap its bytes (RFC 1071 §2(B)). */
+	uint64_t acc = pseudo_sum;
 	int odd = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		if (iov[i].len == 0)
 			continue; /* base may be NULL; nothing to read */
-		sum = tern_csum_add(sum, iov[i].base, iov[i].len, odd);
+		uint64_t piece = sum_bytes(iov[i].base, iov[i].len);
+		if (odd) {
+			uint32_t f = fold64(piece);
+			piece = ((f & 0xffu) << 8) | (f >> 8);
+		}
+		acc += piece;
+		acc += acc < piece; /* end-around carry */
 		odd ^= (int)(iov[i].len & 1);
 	}
-	return tern_csum_fold(sum);
+	return (uint16_t)~fold64(acc);
 }

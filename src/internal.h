@@ -119,6 +119,7 @@ enum tcb_timer {
 #define TF_PERSIST     0x04000000u /* the retransmission timer is the persist timer */
 #define TF_URG_SEEN    0x08000000u /* an urgent mark lies ahead in the receive stream */
 #define TF_URG_SEND    0x10000000u /* urgent data lies ahead in the send stream */
+#define TF_BATCHQ      0x20000000u /* waits for the end of an input batch */
 
 /* Per-socket settings and rarely used state, allocated only when a socket needs them (most
  * never do). 0: the stack's default. */
@@ -231,6 +232,11 @@ struct tern_stack {
 	uint32_t fd_cap, fd_hint;
 
 	struct tw_wheel wheel;
+
+	/* Connections to finish at the end of an input batch (tern_stack_input_batch). */
+	struct tern_tcb **batchq;
+	uint32_t nbatch, capbatch;
+	bool batching;
 
 	/* Descriptors whose readiness changed, for tern_stack_events(). */
 	int *evq;
@@ -393,6 +399,10 @@ void tcp_trace_seg(struct tern_stack *st, enum tern_trace_kind kind, const struc
 
 /* ---- tcp_input.c ---- */
 void tcp_input(struct tern_stack *st, const struct tern_ip4 *ip);
+/* What follows a segment: the ACK decision and output (deferred to here in a batch). */
+void tcb_after_input(struct tern_stack *st, struct tern_tcb *tcb);
+void stack_batch_add(struct tern_stack *st, struct tern_tcb *tcb);
+void stack_batch_remove(struct tern_stack *st, struct tern_tcb *tcb);
 
 /* ---- tcp_timewait.c ---- */
 /* Returns true when the segment was consumed; false means: a new SYN that may open a new

@@ -94,6 +94,7 @@ void tern_stack_free(struct tern_stack *st)
 	free(st->fds);
 	free(st->fd_used);
 	free(st->evq);
+	free(st->batchq);
 	free(st);
 }
 
@@ -230,6 +231,54 @@ void tern_stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64
 		st->stats.ip_bad_proto++;
 		break;
 	}
+}
+
+void tern_stack_input_batch(struct tern_stack *st, const struct tern_iovec *pkts, unsigned n,
+			    uint64_t now_us)
+{
+	st->batching = true;
+	for (unsigned i = 0; i < n; i++)
+		tern_stack_input(st, pkts[i].base, pkts[i].len, now_us);
+	st->batching = false;
+	/* Each connection the batch touched: its ACK decision and output, once. Finishing one
+	 * may end another's connection (never add one), so the list is walked by index. */
+	for (uint32_t i = 0; i < st->nbatch; i++) {
+		struct tern_tcb *t = st->batchq[i];
+		if (!t)
+			continue;
+		st->batchq[i] = NULL;
+		t->tf &= ~TF_BATCHQ;
+		tcb_after_input(st, t);
+	}
+	st->nbatch = 0;
+}
+
+void stack_batch_add(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	if (tcb->tf & TF_BATCHQ)
+		return;
+	if (st->nbatch == st->capbatch) {
+		uint32_t ncap = st->capbatch ? st->capbatch * 2 : 16;
+		struct tern_tcb **q = realloc(st->batchq, ncap * sizeof(*q));
+		if (!q) {
+			tcb_after_input(st, tcb); /* no room to wait: finish it now */
+			return;
+		}
+		st->batchq = q;
+		st->capbatch = ncap;
+	}
+	st->batchq[st->nbatch++] = tcb;
+	tcb->tf |= TF_BATCHQ;
+}
+
+void stack_batch_remove(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	if (!(tcb->tf & TF_BATCHQ))
+		return;
+	tcb->tf &= ~TF_BATCHQ;
+	for (uint32_t i = 0; i < st->nbatch; i++)
+		if (st->batchq[i] == tcb)
+			st->batchq[i] = NULL;
 }
 
 int ip_output(struct tern_stack *st, uint32_t src, uint32_t dst, uint8_t proto,

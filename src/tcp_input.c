@@ -667,6 +667,22 @@ static void ack_snd_check(struct tern_stack *st, struct tern_tcb *tcb)
 }
 
 /*
+ * After a segment: decide about the ACK and send what can be sent. Inside a batch
+ * (tern_stack_input_batch) that waits for the batch's end, once per connection, unless an
+ * ACK is due at once (out-of-order data, a filled hole, an old segment): the way Linux
+ * acknowledges what GRO merged, while its duplicate ACKs still go one by one.
+ */
+static void segment_done(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	if (st->batching && !(tcb->tf & TF_ACKNOW)) {
+		stack_batch_add(st, tcb);
+		return;
+	}
+	ack_snd_check(st, tcb);
+	tcp_output(st, tcb);
+}
+
+/*
  * Header prediction (Van Jacobson's, as Linux's tcp_rcv_established fast path): in
  * ESTABLISHED, a segment with only ACK (and perhaps PSH), no options, the expected sequence
  * number, the window unchanged and an ACK that is new or carries in-order data that fits
@@ -711,8 +727,7 @@ static bool fast_path(struct tern_stack *st, struct tern_tcb *tcb, const struct 
 		tcb->tf |= TF_DACK;
 		stack_notify(st, tcb);
 	}
-	ack_snd_check(st, tcb);
-	tcp_output(st, tcb);
+	segment_done(st, tcb);
 	return true;
 }
 
@@ -730,17 +745,23 @@ static void tcb_input(struct tern_stack *st, struct tern_tcb *tcb, const struct 
 		alive = syn_rcvd_passive_input(st, tcb, seg);
 	else
 		alive = synchronized_input(st, tcb, seg);
-	if (alive) {
-		ack_snd_check(st, tcb);
-		tcp_output(st, tcb);
-	}
+	if (alive)
+		segment_done(st, tcb);
+}
+
+void tcb_after_input(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	ack_snd_check(st, tcb);
+	tcp_output(st, tcb);
 }
 
 void tcp_input(struct tern_stack *st, const struct tern_ip4 *ip)
 {
 	struct tern_tcp_seg seg;
 	st->stats.tcp_in++;
-	int rc = tern_tcp_parse(ip->payload, ip->payload_len, ip->src, ip->dst, &seg);
+	int rc = (st->link.flags & TERN_LINK_CSUM_RX)
+			 ? tern_tcp_parse_trusted(ip->payload, ip->payload_len, ip->src, ip->dst, &seg)
+			 : tern_tcp_parse(ip->payload, ip->payload_len, ip->src, ip->dst, &seg);
 	if (rc != TERN_TCP_OK) {
 		const char *why;
 		switch (rc) {

@@ -159,7 +159,10 @@ static void tcp_xmit(struct tern_stack *st, struct tern_tcb *tcb, uint32_t seq, 
 	}
 	uint32_t pseudo = tern_csum_pseudo(tcb->h.laddr, tcb->h.raddr, TERN_IPPROTO_TCP_,
 					   (uint16_t)(hlen + len));
-	uint16_t c = tern_csum_iov(pseudo, iov, n);
+	/* With offload, the link finishes the sum from the pseudo-header's (Linux's
+	 * CHECKSUM_PARTIAL); otherwise the whole checksum is computed here. */
+	uint16_t c = (st->link.flags & TERN_LINK_CSUM_TX) ? (uint16_t)pseudo
+							  : tern_csum_iov(pseudo, iov, n);
 	memcpy(th + 16, &c, 2);
 	if (stack_tracing(st)) {
 		struct tern_trace ev = {.kind = TERN_TRACE_SEND, .fd = tcb->fd};

@@ -36,6 +36,7 @@ struct tern_tcb *tcb_new(struct tern_stack *st)
 
 void tcb_free(struct tern_stack *st, struct tern_tcb *tcb)
 {
+	stack_batch_remove(st, tcb);
 	tw_cancel(&st->wheel, &tcb->tn);
 	bind_del(st, tcb);
 	ring_put(st, tcb->sndq);

@@ -153,8 +153,23 @@ size_t tern_tcp_opts_build(uint8_t *buf, const struct tern_tcp_opts *o)
 	return (size_t)(p - buf);
 }
 
+static int tcp_parse(const uint8_t *seg, size_t len, uint32_t src, uint32_t dst,
+		     struct tern_tcp_seg *s, bool verify);
+
 int tern_tcp_parse(const uint8_t *seg, size_t len, uint32_t src, uint32_t dst,
 		   struct tern_tcp_seg *s)
+{
+	return tcp_parse(seg, len, src, dst, s, true);
+}
+
+int tern_tcp_parse_trusted(const uint8_t *seg, size_t len, uint32_t src, uint32_t dst,
+			   struct tern_tcp_seg *s)
+{
+	return tcp_parse(seg, len, src, dst, s, false);
+}
+
+static int tcp_parse(const uint8_t *seg, size_t len, uint32_t src, uint32_t dst,
+		     struct tern_tcp_seg *s, bool verify)
 {
 	size_t hlen;
 	uint32_t sum;
@@ -187,11 +202,17 @@ int tern_tcp_parse(const uint8_t *seg, size_t len, uint32_t src, uint32_t dst,
 	 * (RFC 9293 §3.1): a longer segment cannot have come in an IPv4 datagram and has no
 	 * checksum that could verify. */
 	bool csum_ok = len <= 0xffff;
-	if (csum_ok) {
+	if (csum_ok && verify) {
 		sum = tern_csum_pseudo(src, dst, TERN_IPPROTO_TCP_, (uint16_t)len);
-		csum_ok = tern_csum_fold(tern_csum_add(sum, seg, len, 0)) == 0;
+		struct tern_iovec whole = {seg, len};
+		csum_ok = tern_csum_iov(sum, &whole, 1) == 0;
 	}
-	err = tern_tcp_opts_parse(seg + TERN_TCP_HLEN, hlen - TERN_TCP_HLEN, &s->h.opts);
+	if (hlen == TERN_TCP_HLEN) {
+		memset(&s->h.opts, 0, sizeof(s->h.opts)); /* no options: nothing to parse */
+		err = TERN_TCP_OK;
+	} else {
+		err = tern_tcp_opts_parse(seg + TERN_TCP_HLEN, hlen - TERN_TCP_HLEN, &s->h.opts);
+	}
 	if (!csum_ok)
 		return TERN_TCP_CSUM; /* options as far as they parsed, for tracing */
 	return err;

@@ -54,7 +54,7 @@ static struct tern_stack *bare_stack(struct cap *c, uint64_t seed, uint64_t now)
 	REQUIRE(st != NULL);
 	REQUIRE_EQ(tern_stack_add_addr(st, ADDR_A), 0);
 	memset(c, 0, sizeof(*c));
-	struct tern_link l = {cap_tx, c};
+	struct tern_link l = {cap_tx, c, 0};
 	tern_stack_set_link(st, &l);
 	return st;
 }
@@ -188,7 +188,7 @@ static void wire_init(struct wire *w, uint64_t seed_a, uint64_t seed_b)
 		REQUIRE(w->st[i] != NULL);
 		REQUIRE_EQ(tern_stack_add_addr(w->st[i], i ? ADDR_B : ADDR_A), 0);
 		w->end[i] = (struct wend){w, i};
-		struct tern_link l = {wire_tx, &w->end[i]};
+		struct tern_link l = {wire_tx, &w->end[i], 0};
 		tern_stack_set_link(w->st[i], &l);
 	}
 }

@@ -134,7 +134,16 @@ struct tern_iovec {
 struct tern_link {
 	int (*transmit)(void *ctx, const struct tern_iovec *iov, unsigned iovcnt, size_t total);
 	void *ctx;
+	unsigned flags;  /* TERN_LINK_*: what the link does for the stack */
 };
+
+/* Checksum offload, as a NIC or Linux's loopback provides it. With CSUM_TX the link completes
+ * outgoing TCP checksums: tern leaves the folded pseudo-header sum in the field (Linux's
+ * CHECKSUM_PARTIAL, what a virtio-net header asks the other side to finish). With CSUM_RX the
+ * link hands in only packets it verified (or that cannot be damaged, such as an in-memory
+ * wire): tern does not verify TCP checksums. IPv4 header checksums are always done. */
+#define TERN_LINK_CSUM_TX 0x1u
+#define TERN_LINK_CSUM_RX 0x2u
 
 /* ------------------------------------------------------------------------------------------ */
 /* Stack                                                                                       */
@@ -274,6 +283,13 @@ int tern_stack_add_addr(struct tern_stack *st, uint32_t addr);
 /* Hand in one IPv4 datagram that arrived at the current time. The stack reads it during the
  * call only; it never keeps the pointer. Malformed datagrams are dropped and counted. */
 void tern_stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64_t now_us);
+
+/* Hand in n datagrams that arrived together (a batch read from a NIC or a TUN device). The
+ * ACKs and data their connections may send wait for the end of the batch and go once per
+ * connection, as Linux acknowledges what GRO merged; ACKs due at once (duplicate ACKs for
+ * out-of-order data) still go segment by segment. */
+void tern_stack_input_batch(struct tern_stack *st, const struct tern_iovec *pkts, unsigned n,
+			    uint64_t now_us);
 
 /* Move the stack's clock to now and run every timer that is due. */
 void tern_stack_poll(struct tern_stack *st, uint64_t now_us);
