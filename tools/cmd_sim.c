@@ -115,14 +115,15 @@ static void summary(FILE *out, struct scn *s, int json)
 			fprintf(out, "]}\n");
 			continue;
 		}
-		if (!n)
+		if (!n) {
 			fprintf(out, "    (none)\n");
-		else {
-			fprintf(out, "    by state:");
+		} else {
+			/* Counted by state the way netstat -n | awk '/^tcp/{++S[$NF]} END{for(a in
+			 * S) print a, S[a]}' counts them. */
+			fprintf(out, "    by state:\n");
 			for (int st = 1; st < TERN_STATE_MAX; st++)
 				if (tl.by_state[st])
-					fprintf(out, " %s %u", tern_state_name(st), tl.by_state[st]);
-			fprintf(out, "\n");
+					fprintf(out, "      %s %u\n", tern_state_name(st), tl.by_state[st]);
 		}
 		fprintf(out, "  %s: the application saw %u connected, %u accepted, %llu bytes received, %u end-of-stream",
 			name, a->connected, a->accepted, (unsigned long long)a->rx_bytes, a->eofs);
