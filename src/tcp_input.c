@@ -24,7 +24,10 @@ static bool oow_rate_limited(struct tern_stack *st, struct tern_tcb *tcb,
 	    !(seg->h.flags & TERN_TH_SYN))
 		return false;
 	uint16_t now16 = (uint16_t)st->now;
-	if (tcb->last_oow_ack) {
+	/* The last such ACK answered a segment no later than the connection's previous one, so
+	 * a gap since that segment of at least the limit clears it; within 65 s the 16-bit
+	 * clock is exact. */
+	if (tcb->last_oow_ack && st->seg_gap_ms < st->set.invalid_ratelimit_ms) {
 		uint16_t elapsed = (uint16_t)(now16 - tcb->last_oow_ack);
 		if (elapsed < st->set.invalid_ratelimit_ms)
 			return true;
@@ -118,6 +121,7 @@ static bool enter_fin_wait_2(struct tern_stack *st, struct tern_tcb *tcb,
  * with loss recovery as RFC 6582 (NewReno) describes it. */
 static void new_ack(struct tern_stack *st, struct tern_tcb *tcb, uint32_t ack)
 {
+	uint32_t prior_una = tcb->snd_una, prior_max = tcb->snd_max;
 	uint32_t acked = ack - tcb->snd_una;
 	uint32_t seq_acked = acked;
 	if (!(tcb->tf & TF_SYN_ACKED)) {
@@ -163,7 +167,13 @@ static void new_ack(struct tern_stack *st, struct tern_tcb *tcb, uint32_t ack)
 		}
 	} else {
 		tcb->dupacks = 0;
-		if (data)
+		/* RFC 7661 / Linux's tcp_is_cwnd_limited(): the window grows only while it limits
+		 * the sender: in slow start up to twice what was in flight, after it while what
+		 * was in flight filled it (to within a segment). */
+		uint32_t flight = prior_max - prior_una;
+		bool limited = tcb->cwnd < tcb->ssthresh ? tcb->cwnd < 2 * flight
+							: flight + tcb->mss >= tcb->cwnd;
+		if (data && limited)
 			tcb_cc(tcb)->on_ack(st, tcb, data);
 	}
 	if (tcb->snd_una == tcb->snd_max) {
@@ -215,6 +225,19 @@ static bool reset_check(const struct tern_tcb *tcb, const struct tern_tcp_seg *s
 	       (s == TERN_STATE_CLOSE_WAIT || s == TERN_STATE_LAST_ACK || s == TERN_STATE_CLOSING);
 }
 
+/* Linux's tcp_incr_quickack(): quick ACKs enough for half the window in segments (2 when that
+ * rounds to none), at most 16. */
+static void quickack_add(struct tern_tcb *tcb)
+{
+	uint32_t q = tcb->rcv_wnd / (2u * tcb->rcv_mss);
+	if (!q)
+		q = 2;
+	if (q > 16)
+		q = 16;
+	if (q > tcb->h.spare)
+		tcb->h.spare = (uint8_t)q;
+}
+
 /*
  * Linux's tcp_event_data_recv(): the delayed-ACK engine learns from arriving data. The peer's
  * segment size (rcv_mss) grows with what is seen; the first data starts quick-ACK mode (an
@@ -228,8 +251,7 @@ static void event_data_recv(struct tern_stack *st, struct tern_tcb *tcb, uint32_
 	uint32_t ato = tcb->tn.user;
 	uint32_t min = st->set.delack_min_ms;
 	if (!ato) {
-		uint32_t q = tcb->rcv_wnd / (2u * tcb->rcv_mss);
-		tcb->h.spare = (uint8_t)TERN_MIN(TERN_MAX(q, 2u), 16u);
+		quickack_add(tcb);
 		ato = min;
 	} else {
 		uint32_t m = st->seg_gap_ms;
@@ -238,7 +260,7 @@ static void event_data_recv(struct tern_stack *st, struct tern_tcb *tcb, uint32_
 		else if (m < ato)
 			ato = TERN_MIN(ato / 2 + m, tcb->rto_ms);
 		else if (m > tcb->rto_ms)
-			tcb->h.spare = 16; /* a long silence: ACK quickly again */
+			quickack_add(tcb); /* a long silence: ACK quickly again */
 	}
 	tcb->tn.user = (uint16_t)TERN_MIN(TERN_MAX(ato, min), st->set.delack_max_ms);
 }
@@ -428,6 +450,11 @@ reset:
 			if (opened)
 				stack_notify(st, tcb);
 		}
+		/* Linux's tcp_ack_probe(): an answer to a window probe that leaves the window
+		 * shut starts the next probe's wait over, from now (with the backoff reached);
+		 * if the window opened, output below sends and the timer becomes the RTO's. */
+		if ((tcb->tf & TF_PERSIST) && !tcb->snd_wnd)
+			tcp_persist_arm(st, tcb);
 	}
 	switch (tcb->h.state) {
 	case TERN_STATE_FIN_WAIT_1:
@@ -487,7 +514,7 @@ reset:
 				 * quickly (Linux's tcp_enter_quickack_mode). */
 				tcb->tf |= TF_ACKNOW;
 				tcb->tf &= ~TF_PINGPONG;
-				tcb->h.spare = TERN_MAX(tcb->h.spare, (uint8_t)2);
+				quickack_add(tcb);
 				len = 0;
 				fin = false;
 			} else if (skip > len) {

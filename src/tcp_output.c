@@ -58,6 +58,12 @@ uint32_t tcp_window_now(const struct tern_stack *st, const struct tern_tcb *tcb)
 
 uint32_t tcp_select_window(struct tern_stack *st, struct tern_tcb *tcb)
 {
+	/* Linux's __tcp_select_window(): with less than half the buffer free, quick ACKs stop
+	 * (the application is not keeping up; ACKs may as well wait). */
+	uint32_t cap = tcb->rcvq ? TERN_MIN(tcb->rcvq->cap, tcb_rcvbuf(st, tcb)) : tcb_rcvbuf(st, tcb);
+	uint32_t used = ring_len(tcb->rcvq);
+	if (used && cap - TERN_MIN(used, cap) < TERN_MIN(cap, TERN_MAX_WINDOW) / 2)
+		tcb->h.spare = 0;
 	uint32_t win = tcp_window_now(st, tcb);
 	tcb->rcv_wnd = win;
 	tcb->rcv_wup = tcb->rcv_nxt;

@@ -1144,9 +1144,12 @@ TEST(states_established_retransmitted_syn_ack_gets_challenge_ack)
 
 TEST(states_established_zero_window_acceptability)
 {
-	/* A 2920-byte receive buffer fills after two full segments. With the window closed
-	 * only SEG.SEQ == RCV.NXT is acceptable; a probe byte there is refused for want of
-	 * room and answered at once; reading reopens the window with an update. */
+	/* A 2920-byte receive buffer fills after two full segments. The quick-ACK budget
+	 * (Linux's tcp_incr_quickack: half the window in segments) is one ACK, so the first
+	 * segment is ACKed at once and the second, which closes the window, after the
+	 * delayed-ACK timeout. With the window closed only SEG.SEQ == RCV.NXT is acceptable; a
+	 * probe byte there is refused for want of room and answered at once; reading reopens
+	 * the window with an update. */
 	struct tern_settings set;
 	tern_settings_default(&set);
 	set.rmem_default = 2920;
@@ -1161,6 +1164,10 @@ TEST(states_established_zero_window_acceptability)
 	PEER_EXPECT(p, ACK, p->rcv_nxt, p->snd_nxt, 1460, 0);
 	peer_inject(p, ACK | PSH, p->snd_nxt, p->rcv_nxt, p->win, big, 1460, NULL);
 	p->snd_nxt += 1460;
+	PEER_EXPECT_NONE(p);
+	uint64_t t = p->now;
+	CHECK(peer_run_timers_until(p, t + 1000000));
+	CHECK_EQ(p->now - t, (uint64_t)set.delack_min_ms * 1000);
 	PEER_EXPECT(p, ACK, p->rcv_nxt, p->snd_nxt, 0, 0);
 	peer_inject(p, ACK, p->snd_nxt, p->rcv_nxt, p->win, NULL, 0, NULL);
 	PEER_EXPECT_NONE(p);

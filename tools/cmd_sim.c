@@ -309,8 +309,15 @@ int cmd_sim(int argc, char **argv)
 	int rc = scn_run(sc, &o, NULL, printer_event, p, &s);
 	printer_flush(p);
 	if (rc < 0) {
-		if (rc == -EINVAL)
+		if (rc == -EINVAL && o.in_file)
+			fprintf(stderr, "tern sim: --in %s: not a regular file, or a bad rule or setting\n", o.in_file);
+		else if (rc == -EINVAL)
 			fprintf(stderr, "tern sim: bad rule or setting\n");
+		else if (o.in_file || o.out_file || o.pcap)
+			fprintf(stderr, "tern sim: %s%s%s%s%s%s: %s\n", o.in_file ? "--in " : "",
+				o.in_file ? o.in_file : "", o.out_file ? " --out " : "",
+				o.out_file ? o.out_file : "", o.pcap ? " --pcap " : "", o.pcap ? o.pcap : "",
+				strerror(-rc));
 		else
 			fprintf(stderr, "tern sim: %s\n", strerror(-rc));
 		printer_free(p);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "scenario.h"
 #include "../src/wire.h"
 
@@ -749,11 +750,7 @@ static void sc_transfer(struct scn *s)
 	uint64_t n = o->bytes ? o->bytes : 1000000;
 	uint64_t a_bytes = n;
 	if (s->in_fp) {
-		if (fseek(s->in_fp, 0, SEEK_END) == 0) {
-			long sz = ftell(s->in_fp);
-			a_bytes = sz > 0 ? (uint64_t)sz : 0;
-			rewind(s->in_fp);
-		}
+		a_bytes = s->in_size;
 		if (!o->bytes)
 			n = a_bytes;
 	}
@@ -932,10 +929,19 @@ int scn_run(const struct scenario *sc, const struct scn_opts *o, struct scn_log 
 		scn_finish(s);
 		return rc;
 	}
-	if (o->in_file && !(s->in_fp = fopen(o->in_file, "rb"))) {
-		rc = -errno;
-		scn_finish(s);
-		return rc;
+	if (o->in_file) {
+		/* A regular file, whose size says how much a sends. */
+		struct stat sb;
+		if (!(s->in_fp = fopen(o->in_file, "rb"))) {
+			rc = -errno;
+			scn_finish(s);
+			return rc;
+		}
+		if (fstat(fileno(s->in_fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+			scn_finish(s);
+			return -EINVAL;
+		}
+		s->in_size = (uint64_t)sb.st_size;
 	}
 	if (o->out_file && !(s->out_fp = fopen(o->out_file, "wb"))) {
 		rc = -errno;

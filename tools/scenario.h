@@ -90,6 +90,7 @@ struct scn {
 	bool bulk_accept;             /* transfer: accepted sockets on b are bulk sockets */
 	uint64_t bulk_bad;            /* transfer: bytes that differed from what was sent */
 	FILE *in_fp, *out_fp;
+	uint64_t in_size;
 	struct scn_delayed_close closes[64]; /* pending "close N ms after end of stream" */
 	unsigned nclose;
 	int a, b;
