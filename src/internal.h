@@ -1,6 +1,7 @@
 /*
  * The stack's internal structures: the transmission control block (RFC 9293 §3.3.1), the
- * TIME_WAIT record, and the stack instance that owns them. Shared by every file in src/.
+ * TIME_WAIT record, the UDP socket, and the stack instance that owns them. Shared by every
+ * file in src/.
  */
 #ifndef TERN_INTERNAL_H
 #define TERN_INTERNAL_H
@@ -16,6 +17,8 @@
 #define TERN_DEFAULT_MSS 536        /* RFC 9293 §3.7.1: assumed when no MSS option arrives */
 #define TERN_MIN_SND_MSS 48         /* smallest peer MSS honoured (Linux tcp_min_snd_mss) */
 #define TERN_MAX_WINDOW 65535u      /* unscaled window field (window scaling comes later) */
+#define ICMP_RL_BUCKETS 64          /* per-destination ICMP rate buckets (shared on collision) */
+#define UDP_HLEN 8
 
 /* ---- random source and keyed hashes ---- */
 
@@ -50,9 +53,10 @@ struct ring {
 
 /* ---- connection table entries ---- */
 
-enum conn_kind { CK_TCB = 1, CK_TW = 2 };
+enum conn_kind { CK_TCB = 1, CK_TW = 2, CK_UDP = 3 };
 
-/* The head of every entry in the 4-tuple table: a TCB or a TIME_WAIT record. */
+/* The head of every entry in the 4-tuple table (a TCB or a TIME_WAIT record), of every UDP
+ * socket, and so of whatever a descriptor names: kind tells which. */
 struct conn_hdr {
 	struct conn_hdr *hnext;
 	uint32_t laddr, raddr;  /* host order */
@@ -189,6 +193,44 @@ struct tern_tcb {
 	uint64_t bytes_acked, bytes_received; /* RFC 4898 / tcp_info, 64-bit as Linux's */
 };
 
+/* ---- UDP (RFC 768) ---- */
+
+/* A datagram waiting in a socket's receive queue: its sender and its payload, copied once
+ * from the packet. */
+struct udp_dgram {
+	struct udp_dgram *next;
+	uint32_t src;
+	uint16_t sport;
+	uint16_t len;
+	uint8_t data[];
+};
+
+/* UDP socket flags. BOUND_ADDR and BOUND_PORT are Linux's SOCK_BINDADDR_LOCK and
+ * SOCK_BINDPORT_LOCK: what bind() named survives a disconnect, what connect() or an autobind
+ * chose does not. */
+#define UF_REUSEADDR   0x01
+#define UF_BOUND_ADDR  0x02 /* bind() named the local address */
+#define UF_BOUND_PORT  0x04 /* bind() named the local port */
+#define UF_HASHED      0x08 /* in the port table (it has a local port) */
+#define UF_EVQ         0x10 /* queued in the stack's readiness list */
+#define UF_SHUT_RD     0x20
+#define UF_SHUT_WR     0x40
+
+/*
+ * A UDP socket. h.state is ESTABLISHED while connect() has set a peer (h.raddr, h.rport)
+ * and CLOSED otherwise, Linux's TCP_ESTABLISHED and TCP_CLOSE for datagram sockets; h.hnext
+ * chains it in the port table. 64 bytes on LP64.
+ */
+struct tern_udp {
+	struct conn_hdr h;
+	int32_t fd;
+	uint32_t rq_bytes;        /* charged to SO_RCVBUF: each queued datagram's record + payload */
+	struct udp_dgram *rq_head, *rq_tail;
+	uint32_t rcvbuf, sndbuf;  /* SO_RCVBUF, SO_SNDBUF; 0: the stack's default */
+	uint16_t uf;              /* UF_* */
+	uint8_t err;              /* pending error (positive errno) from an ICMP message, 0: none */
+};
+
 /* A port's owners, for bind() conflicts and ephemeral port choice (RFC 6056). */
 struct bind_bucket {
 	struct bind_bucket *next;
@@ -226,8 +268,13 @@ struct tern_stack {
 	/* RFC 6056 Algorithm 4 perturbation table. */
 	uint16_t port_perturb[256];
 
-	/* Descriptors: fds[i] is the TCB, bitmap marks the ones in use (lowest free first). */
-	struct tern_tcb **fds;
+	/* UDP sockets with a local port, hashed by it (allocated at the first bind). */
+	struct tern_udp **utab;
+	uint32_t umask, ucount;
+
+	/* Descriptors: fds[i] is a TCB or a UDP socket (h.kind), a bitmap marks the ones in use
+	 * (lowest free first). */
+	struct conn_hdr **fds;
 	uint64_t *fd_used;
 	uint32_t fd_cap, fd_hint;
 
@@ -246,8 +293,17 @@ struct tern_stack {
 	tern_trace_fn trace;
 	void *trace_user;
 
-	uint32_t n_tcb, n_tw, n_orphans;
-	size_t mem_bufs;           /* bytes held by send/receive rings */
+	uint32_t n_tcb, n_tw, n_orphans, n_udp;
+	size_t mem_bufs;           /* bytes held by send/receive rings and queued datagrams */
+
+	/* ICMP error rate limits (Linux's icmp_ratelimit): a token bucket per destination,
+	 * hashed into ICMP_RL_BUCKETS shared buckets; and the stack-wide icmp_msgs_per_sec
+	 * credit, which may go negative as Linux's does. */
+	struct {
+		uint32_t tokens, last; /* ms of credit; tick of the last refill */
+	} icmp_rl[ICMP_RL_BUCKETS];
+	int32_t icmp_credit;
+	uint32_t icmp_stamp;
 	struct ring *ring_cache[2];/* one spare ring of each default size, to avoid malloc churn */
 
 	uint16_t ip_id;            /* IPv4 identification for datagrams that may fragment */
@@ -291,7 +347,14 @@ void stack_trace(struct tern_stack *st, struct tern_trace *ev);
 static inline bool stack_tracing(const struct tern_stack *st) { return st->trace != NULL; }
 void stack_notify(struct tern_stack *st, struct tern_tcb *tcb);
 void stack_unnotify(struct tern_stack *st, struct tern_tcb *tcb);
+void udp_notify(struct tern_stack *st, struct tern_udp *u);
+void udp_unnotify(struct tern_stack *st, struct tern_udp *u);
 void icmp_input(struct tern_stack *st, const struct tern_ip4 *ip);
+/* Answer the datagram ip with an ICMP error (RFC 792), quoting its header and first 8 data
+ * bytes, unless RFC 1122 §3.2.2 forbids an answer or the rate limits hold it back. Returns
+ * true when the message went out. */
+bool icmp_send_error(struct tern_stack *st, const struct tern_ip4 *ip, uint8_t type,
+		     uint8_t code);
 
 /* ---- tables.c ---- */
 struct conn_hdr *conn_lookup(struct tern_stack *st, uint32_t laddr, uint16_t lport,
@@ -310,9 +373,20 @@ void bind_tw_add(struct tern_stack *st, uint16_t port, bool reuse);
 void bind_tw_del(struct tern_stack *st, uint16_t port, bool reuse);
 /* RFC 6056 Algorithm 4: a local port for a connection to (raddr, rport), or 0. */
 uint16_t port_choose(struct tern_stack *st, uint32_t laddr, uint32_t raddr, uint16_t rport);
-int fd_alloc(struct tern_stack *st, struct tern_tcb *tcb);
+int fd_alloc(struct tern_stack *st, struct conn_hdr *sock);
 void fd_free(struct tern_stack *st, int fd);
-struct tern_tcb *fd_get(struct tern_stack *st, int fd);
+struct conn_hdr *fd_get(struct tern_stack *st, int fd);
+/* UDP port table. The best socket for a datagram (laddr:lport from raddr:rport), scored as
+ * Linux's compute_score does: a matching bound address, peer address and peer port each
+ * count; a mismatch rules the socket out; on a tie the socket bound last wins. */
+struct tern_udp *udp_lookup(struct tern_stack *st, uint32_t laddr, uint16_t lport,
+			    uint32_t raddr, uint16_t rport);
+int udp_hash_insert(struct tern_stack *st, struct tern_udp *u);
+void udp_hash_remove(struct tern_stack *st, struct tern_udp *u);
+/* Can u bind to (addr, port)? 0 or -EADDRINUSE (Linux's udp_lib_lport_inuse). */
+int udp_bind_check(struct tern_stack *st, const struct tern_udp *u, uint32_t addr, uint16_t port);
+/* An ephemeral port no UDP socket holds (RFC 6056 §3.3.1), or 0. */
+uint16_t udp_port_choose(struct tern_stack *st);
 
 /* ---- tcp_subr.c: TCB life cycle ---- */
 struct tern_tcb *tcb_new(struct tern_stack *st);
@@ -341,6 +415,10 @@ static inline uint32_t tcb_sndbuf(const struct tern_stack *st, const struct tern
 static inline uint32_t tcb_rcvbuf(const struct tern_stack *st, const struct tern_tcb *tcb)
 {
 	return tcb->xo && tcb->xo->rcvbuf ? tcb->xo->rcvbuf : st->set.rmem_default;
+}
+static inline uint32_t udp_rcvbuf(const struct tern_stack *st, const struct tern_udp *u)
+{
+	return u->rcvbuf ? u->rcvbuf : st->set.rmem_default;
 }
 int32_t tcb_fin_timeout(const struct tern_stack *st, const struct tern_tcb *tcb);
 struct tcb_opts *tcb_opts(struct tcb_opts **xo);
@@ -424,6 +502,33 @@ bool listen_child_established(struct tern_stack *st, struct tern_tcb *child);
 bool listen_has_room(const struct tern_stack *st, const struct tern_tcb *child);
 void listen_child_gone(struct tern_stack *st, struct tern_tcb *child);
 void listen_close(struct tern_stack *st, struct tern_tcb *l);
+
+/* ---- udp.c ---- */
+int udp_socket(struct tern_stack *st);
+void udp_input(struct tern_stack *st, const struct tern_ip4 *ip);
+/* An ICMP error about a datagram sent from laddr:lport to raddr:rport: err (a positive
+ * errno) for the socket that sent it; fatal says whether RFC 1122 §3.2.2.1 calls it a hard
+ * error, the only kind a socket hears of without IP_RECVERR. */
+void udp_err(struct tern_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+	     uint16_t rport, int err, bool fatal);
+int udp_bind(struct tern_stack *st, struct tern_udp *u, const struct tern_sockaddr *addr);
+int udp_connect(struct tern_stack *st, struct tern_udp *u, const struct tern_sockaddr *addr);
+long udp_sendto(struct tern_stack *st, struct tern_udp *u, const void *buf, size_t len,
+		int flags, const struct tern_sockaddr *to);
+long udp_recvfrom(struct tern_stack *st, struct tern_udp *u, void *buf, size_t len, int flags,
+		  struct tern_sockaddr *from);
+int udp_shutdown(struct tern_stack *st, struct tern_udp *u, int how);
+/* Release the descriptor and the socket. */
+void udp_close(struct tern_stack *st, struct tern_udp *u);
+/* Free the socket and its queue (the descriptor is the caller's business). */
+void udp_free(struct tern_stack *st, struct tern_udp *u);
+uint32_t udp_events(const struct tern_udp *u);
+static inline int udp_take_error(struct tern_udp *u)
+{
+	int e = u->err;
+	u->err = 0;
+	return e;
+}
 
 #define TRACE_STATE_EVENT 1
 

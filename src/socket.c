@@ -1,22 +1,36 @@
-/* The sockets API: BSD calls, non-blocking, returning negative errno values. */
+/* The sockets API: BSD calls, non-blocking, returning negative errno values. Each call finds
+ * the descriptor's socket and hands a UDP one to src/udp.c; the rest is TCP's. */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 #include "cc.h"
 
-static struct tern_tcb *sock_get(struct tern_stack *st, int fd)
+static struct conn_hdr *sock_get(struct tern_stack *st, int fd)
 {
 	return fd_get(st, fd);
 }
 
+/* What a TCP-only call returns for h, which is not a TCB: no such descriptor, or UDP. */
+static int not_tcp(const struct conn_hdr *h)
+{
+	return h ? -EOPNOTSUPP : -EBADF;
+}
+
+static struct tern_udp *as_udp(struct conn_hdr *h)
+{
+	return h && h->kind == CK_UDP ? (struct tern_udp *)h : NULL;
+}
+
 int tern_socket(struct tern_stack *st, int type)
 {
+	if (type == TERN_SOCK_DGRAM)
+		return udp_socket(st);
 	if (type != TERN_SOCK_STREAM)
 		return -EPROTONOSUPPORT;
 	struct tern_tcb *t = tcb_new(st);
 	if (!t)
 		return -ENOBUFS;
-	int fd = fd_alloc(st, t);
+	int fd = fd_alloc(st, &t->h);
 	if (fd < 0) {
 		tcb_free(st, t);
 		return fd;
@@ -27,9 +41,12 @@ int tern_socket(struct tern_stack *st, int type)
 
 int tern_bind(struct tern_stack *st, int fd, const struct tern_sockaddr *addr)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
+	if (h->kind == CK_UDP)
+		return udp_bind(st, (struct tern_udp *)h, addr);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (!addr)
 		return -EINVAL;
 	if (t->h.state != TERN_STATE_CLOSED || (t->tf & (TF_INBOUND | TF_USED)))
@@ -63,9 +80,10 @@ int tern_bind(struct tern_stack *st, int fd, const struct tern_sockaddr *addr)
 
 int tern_listen(struct tern_stack *st, int fd, int backlog)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h || h->kind != CK_TCB)
+		return not_tcp(h);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (backlog < 0)
 		backlog = 0;
 	if ((uint32_t)backlog > st->set.somaxconn)
@@ -99,15 +117,16 @@ int tern_listen(struct tern_stack *st, int fd, int backlog)
 
 int tern_accept(struct tern_stack *st, int fd, struct tern_sockaddr *peer)
 {
-	struct tern_tcb *l = sock_get(st, fd);
-	if (!l)
-		return -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h || h->kind != CK_TCB)
+		return not_tcp(h);
+	struct tern_tcb *l = (struct tern_tcb *)h;
 	if (l->h.state != TERN_STATE_LISTEN)
 		return -EINVAL;
 	struct tern_tcb *c = l->acc_head;
 	if (!c)
 		return -EAGAIN;
-	int nfd = fd_alloc(st, c);
+	int nfd = fd_alloc(st, &c->h);
 	if (nfd < 0)
 		return nfd;
 	l->acc_head = c->qnext;
@@ -128,9 +147,12 @@ int tern_accept(struct tern_stack *st, int fd, struct tern_sockaddr *peer)
 
 int tern_connect(struct tern_stack *st, int fd, const struct tern_sockaddr *addr)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
+	if (h->kind == CK_UDP)
+		return udp_connect(st, (struct tern_udp *)h, addr);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (!addr)
 		return -EINVAL;
 	switch (t->h.state) {
@@ -241,9 +263,12 @@ static int mark_urgent(struct tern_tcb *t)
 
 long tern_send(struct tern_stack *st, int fd, const void *buf, size_t len, int flags)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
+	if (h->kind == CK_UDP)
+		return udp_sendto(st, (struct tern_udp *)h, buf, len, flags, NULL);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	int rc = send_state(t);
 	if (rc < 0)
 		return rc;
@@ -263,9 +288,10 @@ long tern_send(struct tern_stack *st, int fd, const void *buf, size_t len, int f
 
 long tern_send_zc(struct tern_stack *st, int fd, struct tern_wiovec iov[2], unsigned *n)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h || h->kind != CK_TCB)
+		return not_tcp(h);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (!iov || !n)
 		return -EINVAL;
 	*n = 0;
@@ -293,9 +319,10 @@ long tern_send_zc(struct tern_stack *st, int fd, struct tern_wiovec iov[2], unsi
 
 int tern_send_commit(struct tern_stack *st, int fd, size_t len, int flags)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h || h->kind != CK_TCB)
+		return not_tcp(h);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (!len)
 		return 0;
 	if (!t->sndq || len > t->sndq->cap - t->sndq->len)
@@ -376,9 +403,12 @@ static long recv_empty(struct tern_tcb *t, size_t len)
 
 long tern_recv(struct tern_stack *st, int fd, void *buf, size_t len, int flags)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
+	if (h->kind == CK_UDP)
+		return udp_recvfrom(st, (struct tern_udp *)h, buf, len, flags, NULL);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (t->h.state == TERN_STATE_LISTEN)
 		return -ENOTCONN;
 	if (flags & TERN_MSG_OOB)
@@ -402,9 +432,10 @@ long tern_recv(struct tern_stack *st, int fd, void *buf, size_t len, int flags)
 
 long tern_recv_zc(struct tern_stack *st, int fd, struct tern_iovec iov[2], unsigned *n)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h || h->kind != CK_TCB)
+		return not_tcp(h);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (!iov || !n)
 		return -EINVAL;
 	*n = 0;
@@ -422,9 +453,10 @@ long tern_recv_zc(struct tern_stack *st, int fd, struct tern_iovec iov[2], unsig
 
 int tern_recv_consume(struct tern_stack *st, int fd, size_t len)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h || h->kind != CK_TCB)
+		return not_tcp(h);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (len > ring_len(t->rcvq))
 		return -EINVAL;
 	if (len)
@@ -434,17 +466,21 @@ int tern_recv_consume(struct tern_stack *st, int fd, size_t len)
 
 int tern_sockatmark(struct tern_stack *st, int fd)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h || h->kind != CK_TCB)
+		return not_tcp(h);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	return bytes_to_mark(t) == 0 && seq_lt(t->xo->rcv_up, t->rcv_nxt);
 }
 
 int tern_shutdown(struct tern_stack *st, int fd, int how)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
+	if (h->kind == CK_UDP)
+		return udp_shutdown(st, (struct tern_udp *)h, how);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (how < TERN_SHUT_RD || how > TERN_SHUT_RDWR)
 		return -EINVAL;
 	switch (t->h.state) {
@@ -551,46 +587,77 @@ static int sock_release(struct tern_stack *st, struct tern_tcb *t, bool abort)
 	return 0;
 }
 
+static int sock_close(struct tern_stack *st, int fd, bool abort)
+{
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
+		return -EBADF;
+	if (h->kind == CK_UDP) {
+		udp_close(st, (struct tern_udp *)h);
+		return 0;
+	}
+	return sock_release(st, (struct tern_tcb *)h, abort);
+}
+
 int tern_close(struct tern_stack *st, int fd)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
-	return sock_release(st, t, false);
+	return sock_close(st, fd, false);
 }
 
 int tern_abort(struct tern_stack *st, int fd)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
-	return sock_release(st, t, true);
+	return sock_close(st, fd, true);
 }
 
+long tern_sendto(struct tern_stack *st, int fd, const void *buf, size_t len, int flags,
+		 const struct tern_sockaddr *to)
+{
+	struct tern_udp *u = as_udp(sock_get(st, fd));
+	if (u)
+		return udp_sendto(st, u, buf, len, flags, to);
+	/* A connection's peer is fixed: Linux's TCP ignores the address. */
+	return tern_send(st, fd, buf, len, flags);
+}
+
+long tern_recvfrom(struct tern_stack *st, int fd, void *buf, size_t len, int flags,
+		   struct tern_sockaddr *from)
+{
+	struct tern_udp *u = as_udp(sock_get(st, fd));
+	if (u)
+		return udp_recvfrom(st, u, buf, len, flags, from);
+	if (from) {
+		/* Linux's TCP returns no address (msg_namelen 0). */
+		from->addr = 0;
+		from->port = 0;
+	}
+	return tern_recv(st, fd, buf, len, flags);
+}
+
+/* Both kinds keep their addresses in the header; a UDP socket is CLOSED until connected. */
 int tern_getsockname(struct tern_stack *st, int fd, struct tern_sockaddr *addr)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
 	if (!addr)
 		return -EINVAL;
-	addr->addr = t->h.laddr;
-	addr->port = t->h.lport;
+	addr->addr = h->laddr;
+	addr->port = h->lport;
 	return 0;
 }
 
 int tern_getpeername(struct tern_stack *st, int fd, struct tern_sockaddr *addr)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
 	if (!addr)
 		return -EINVAL;
-	int s = t->h.state;
+	int s = h->state;
 	if (s == TERN_STATE_LISTEN || s == TERN_STATE_CLOSED || s == TERN_STATE_SYN_SENT)
 		return -ENOTCONN;
-	addr->addr = t->h.raddr;
-	addr->port = t->h.rport;
+	addr->addr = h->raddr;
+	addr->port = h->rport;
 	return 0;
 }
 
@@ -619,12 +686,56 @@ static void set_flag(struct tern_tcb *t, uint32_t flag, int on)
 		t->tf &= ~flag;
 }
 
+/* A UDP socket's options: the socket-level ones that mean something for datagrams. */
+static int udp_setsockopt(struct tern_stack *st, struct tern_udp *u, int level, int name,
+			  const void *val, size_t len)
+{
+	int v;
+	if (level != TERN_SOL_SOCKET)
+		return -ENOPROTOOPT;
+	if (get_int(val, len, &v) < 0)
+		return -EINVAL;
+	switch (name) {
+	case TERN_SO_REUSEADDR:
+		if (v)
+			u->uf |= UF_REUSEADDR;
+		else
+			u->uf &= (uint16_t)~UF_REUSEADDR;
+		return 0;
+	case TERN_SO_SNDBUF:
+		u->sndbuf = TERN_MIN((uint32_t)TERN_MAX(v, 256), st->set.wmem_max);
+		return 0;
+	case TERN_SO_RCVBUF:
+		u->rcvbuf = TERN_MIN((uint32_t)TERN_MAX(v, 256), st->set.rmem_max);
+		return 0;
+	default:
+		return -ENOPROTOOPT;
+	}
+}
+
+static int udp_getsockopt(struct tern_stack *st, struct tern_udp *u, int level, int name,
+			  void *val, size_t *len)
+{
+	if (level != TERN_SOL_SOCKET)
+		return -ENOPROTOOPT;
+	switch (name) {
+	case TERN_SO_REUSEADDR: return put_int(val, len, !!(u->uf & UF_REUSEADDR));
+	case TERN_SO_SNDBUF: return put_int(val, len, (int)(u->sndbuf ? u->sndbuf : st->set.wmem_default));
+	case TERN_SO_RCVBUF: return put_int(val, len, (int)udp_rcvbuf(st, u));
+	case TERN_SO_ERROR: return put_int(val, len, udp_take_error(u));
+	default: return -ENOPROTOOPT;
+	}
+}
+
 int tern_setsockopt(struct tern_stack *st, int fd, int level, int name, const void *val,
 		    size_t len)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
+	if (h->kind == CK_UDP)
+		return udp_setsockopt(st, (struct tern_udp *)h, level, name, val, len);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	int v = 0;
 	if (level == TERN_SOL_SOCKET) {
 		if (name == TERN_SO_LINGER) {
@@ -749,9 +860,10 @@ int tern_setsockopt(struct tern_stack *st, int fd, int level, int name, const vo
 
 int tern_sock_info(struct tern_stack *st, int fd, struct tern_tcp_info *i)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
-		return -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h || h->kind != CK_TCB)
+		return not_tcp(h);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (!i)
 		return -EINVAL;
 	memset(i, 0, sizeof(*i));
@@ -793,11 +905,14 @@ int tern_sock_info(struct tern_stack *st, int fd, struct tern_tcp_info *i)
 
 int tern_getsockopt(struct tern_stack *st, int fd, int level, int name, void *val, size_t *len)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	if (!t)
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
 		return -EBADF;
 	if (!len)
 		return -EINVAL;
+	if (h->kind == CK_UDP)
+		return udp_getsockopt(st, (struct tern_udp *)h, level, name, val, len);
+	struct tern_tcb *t = (struct tern_tcb *)h;
 	if (level == TERN_SOL_SOCKET) {
 		switch (name) {
 		case TERN_SO_REUSEADDR: return put_int(val, len, !!(t->tf & TF_REUSEADDR));
@@ -857,12 +972,16 @@ int tern_getsockopt(struct tern_stack *st, int fd, int level, int name, void *va
 
 int tern_sock_state(struct tern_stack *st, int fd)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	return t ? t->h.state : -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	return h ? h->state : -EBADF;
 }
 
 int tern_sock_events(struct tern_stack *st, int fd)
 {
-	struct tern_tcb *t = sock_get(st, fd);
-	return t ? (int)tcb_events(st, t) : -EBADF;
+	struct conn_hdr *h = sock_get(st, fd);
+	if (!h)
+		return -EBADF;
+	if (h->kind == CK_UDP)
+		return (int)udp_events((struct tern_udp *)h);
+	return (int)tcb_events(st, (struct tern_tcb *)h);
 }

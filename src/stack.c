@@ -1,7 +1,22 @@
-/* The stack instance: creation, the IPv4 input and output paths, time, readiness events. */
+/* The stack instance: creation, the IPv4 input and output paths, ICMP, time, readiness
+ * events. */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+
+/* ICMP types and codes (RFC 792). */
+#define ICMP_ECHO_REPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_REDIRECT 5
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define ICMP_NR_TYPES 18           /* the highest type Linux knows (address mask reply) */
+#define ICMP_FRAG_NEEDED 4
+#define ICMP_HLEN 8
+/* Linux's XRLIM_BURST_FACTOR: a destination's bucket holds this many messages. */
+#define ICMP_BURST_FACTOR 6
 
 struct tern_stack *tern_stack_new(const struct tern_settings *settings, uint64_t now_us)
 {
@@ -36,6 +51,13 @@ struct tern_stack *tern_stack_new(const struct tern_settings *settings, uint64_t
 		return NULL;
 	}
 	tw_init(&st->wheel, st->now);
+	/* Every destination starts with a full bucket, as a new inet_peer does in Linux; the
+	 * stack-wide credit fills at the first message, as Linux's does at boot. */
+	for (unsigned i = 0; i < ICMP_RL_BUCKETS; i++) {
+		st->icmp_rl[i].tokens = ICMP_BURST_FACTOR * st->set.icmp_ratelimit_ms;
+		st->icmp_rl[i].last = st->now;
+	}
+	st->icmp_stamp = st->now - 1000;
 	return st;
 }
 
@@ -55,9 +77,10 @@ void tern_stack_free(struct tern_stack *st)
 	 * accept()) only from its listener's accept queue; TIME_WAIT records only from the
 	 * table. Free each exactly once, queues first while everything is still alive. */
 	for (uint32_t fd = 0; fd < st->fd_cap; fd++) {
-		struct tern_tcb *t = st->fds[fd];
-		if (!t || t->h.state != TERN_STATE_LISTEN)
+		struct conn_hdr *h = st->fds[fd];
+		if (!h || h->kind != CK_TCB || h->state != TERN_STATE_LISTEN)
 			continue;
+		struct tern_tcb *t = (struct tern_tcb *)h;
 		for (struct tern_tcb *c = t->acc_head, *nx; c; c = nx) {
 			nx = c->qnext;
 			if (!(c->tf & TF_HASHED))
@@ -75,9 +98,13 @@ void tern_stack_free(struct tern_stack *st)
 			h = next;
 		}
 	}
-	for (uint32_t fd = 0; fd < st->fd_cap; fd++)
-		if (st->fds[fd])
-			tcb_release(st, st->fds[fd]);
+	for (uint32_t fd = 0; fd < st->fd_cap; fd++) {
+		struct conn_hdr *h = st->fds[fd];
+		if (h && h->kind == CK_UDP)
+			udp_free(st, (struct tern_udp *)h);
+		else if (h)
+			tcb_release(st, (struct tern_tcb *)h);
+	}
 	for (uint32_t i = 0; st->btab && i <= st->bmask; i++) {
 		struct bind_bucket *b = st->btab[i];
 		while (b) {
@@ -91,6 +118,7 @@ void tern_stack_free(struct tern_stack *st)
 	free(st->ctab);
 	free(st->ltab);
 	free(st->btab);
+	free(st->utab);
 	free(st->fds);
 	free(st->fd_used);
 	free(st->evq);
@@ -224,6 +252,9 @@ void tern_stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64
 	case TERN_IPPROTO_TCP_:
 		tcp_input(st, &ip);
 		break;
+	case TERN_IPPROTO_UDP:
+		udp_input(st, &ip);
+		break;
 	case TERN_IPPROTO_ICMP:
 		icmp_input(st, &ip);
 		break;
@@ -289,8 +320,11 @@ int ip_output(struct tern_stack *st, uint32_t src, uint32_t dst, uint8_t proto,
 	struct tern_iovec out[4];
 	if (n > 3 || len + 20 > 65535)
 		return -EMSGSIZE;
-	int df = proto == TERN_IPPROTO_TCP_;
-	/* RFC 6864 §4.1: an atomic datagram (DF set) may carry any ID; 0 tells nothing. */
+	/* TCP segments and UDP datagrams leave with DF set: tern does not fragment, and a
+	 * datagram larger than the MTU is refused before it gets here (Linux sets DF on what
+	 * fits, IP_PMTUDISC_WANT). RFC 6864 §4.1: an atomic datagram may carry any ID; 0 tells
+	 * nothing. */
+	int df = proto != TERN_IPPROTO_ICMP;
 	uint16_t id = df ? 0 : st->ip_id++;
 	tern_ip4_build(st->txbuf, src, dst, proto, (uint8_t)st->set.ip_default_ttl, id, df,
 		       (uint16_t)len);
@@ -311,7 +345,92 @@ int ip_output(struct tern_stack *st, uint32_t src, uint32_t dst, uint8_t proto,
 	return 0;
 }
 
-/* ---- ICMP: echo (RFC 792), so that ping works ---- */
+/* ---- ICMP (RFC 792): echo, so that ping works; errors sent and received ---- */
+
+static void trace_icmp_out(struct tern_stack *st, uint8_t type, uint8_t code, uint32_t src,
+			   uint32_t dst)
+{
+	if (!stack_tracing(st))
+		return;
+	struct tern_trace ev = {.kind = TERN_TRACE_ICMP, .fd = -1};
+	ev.u.icmp.type = type;
+	ev.u.icmp.code = code;
+	ev.u.icmp.src = src;
+	ev.u.icmp.dst = dst;
+	ev.u.icmp.out = 1;
+	stack_trace(st, &ev);
+}
+
+static void icmp_echo_reply(struct tern_stack *st, const struct tern_ip4 *ip)
+{
+	const uint8_t *p = ip->payload;
+	size_t len = ip->payload_len;
+	uint8_t *h = st->txbuf + 20;
+	h[0] = ICMP_ECHO_REPLY;
+	h[1] = 0;
+	h[2] = h[3] = 0;
+	memcpy(h + 4, p + 4, 4); /* identifier and sequence number */
+	struct tern_iovec iov[2] = {{h, ICMP_HLEN}, {p + ICMP_HLEN, len - ICMP_HLEN}};
+	uint16_t c = tern_csum_iov(0, iov, 2);
+	memcpy(h + 2, &c, 2);
+	if (ip_output(st, ip->dst, ip->src, TERN_IPPROTO_ICMP, iov, len > ICMP_HLEN ? 2 : 1,
+		      len) == 0) {
+		st->stats.icmp_out++;
+		st->stats.icmp_echo_replies++;
+		trace_icmp_out(st, ICMP_ECHO_REPLY, 0, ip->dst, ip->src);
+	}
+}
+
+/* Linux's icmp_err_convert: the errno of each destination-unreachable code, and whether RFC
+ * 1122 §3.2.2.1 makes it a hard error (net and host unreachable, source route failed and
+ * the TOS variants are transient). Fragmentation needed is left out: tern does no path MTU
+ * discovery yet, so it acts on none. */
+static const struct {
+	uint8_t err, fatal;
+} unreach_err[16] = {
+	{ENETUNREACH, 0}, {EHOSTUNREACH, 0}, {ENOPROTOOPT, 1}, {ECONNREFUSED, 1},
+	{0, 0},           {EOPNOTSUPP, 0},   {ENETUNREACH, 1}, {EHOSTDOWN, 1},
+#ifdef ENONET
+	{ENONET, 1},
+#else
+	{EHOSTUNREACH, 1},
+#endif
+	{ENETUNREACH, 1}, {EHOSTUNREACH, 1}, {ENETUNREACH, 0}, {EHOSTUNREACH, 0},
+	{EHOSTUNREACH, 1}, {EHOSTUNREACH, 1}, {EHOSTUNREACH, 1},
+};
+
+/* An error message quotes the datagram it is about (RFC 792: its IPv4 header and at least
+ * 8 data bytes): find the transport that sent it and tell it. */
+static void icmp_error_input(struct tern_stack *st, const uint8_t *p, size_t len)
+{
+	int err = 0;
+	bool fatal = false;
+	if (p[0] == ICMP_DEST_UNREACH && p[1] < 16) {
+		err = unreach_err[p[1]].err;
+		fatal = unreach_err[p[1]].fatal;
+	} else if (p[0] == ICMP_PARAMETERPROB) {
+		err = EPROTO;
+		fatal = true;
+	}
+	if (!err)
+		return;
+	const uint8_t *q = p + ICMP_HLEN;
+	size_t qlen = len - ICMP_HLEN;
+	size_t ihl = qlen >= 20 ? (size_t)(q[0] & 0x0f) * 4 : 0;
+	if (qlen < 20 || (q[0] >> 4) != 4 || ihl < 20 || qlen < ihl + 8) {
+		st->stats.icmp_bad++; /* too little quoted to tell which datagram */
+		return;
+	}
+	uint32_t src = rd32(q + 12), dst = rd32(q + 16);
+	const uint8_t *th = q + ihl;
+	switch (q[9]) {
+	case TERN_IPPROTO_UDP:
+		udp_err(st, src, rd16(th), dst, rd16(th + 2), err, fatal);
+		break;
+	default:
+		break; /* TCP does not act on ICMP errors yet */
+	}
+}
 
 void icmp_input(struct tern_stack *st, const struct tern_ip4 *ip)
 {
@@ -319,7 +438,7 @@ void icmp_input(struct tern_stack *st, const struct tern_ip4 *ip)
 	size_t len = ip->payload_len;
 	st->stats.icmp_in++;
 	struct tern_iovec whole = {p, len};
-	if (len < 8 || tern_csum_iov(0, &whole, 1) != 0) {
+	if (len < ICMP_HLEN || tern_csum_iov(0, &whole, 1) != 0) {
 		st->stats.icmp_bad++;
 		return;
 	}
@@ -331,46 +450,164 @@ void icmp_input(struct tern_stack *st, const struct tern_ip4 *ip)
 		ev.u.icmp.dst = ip->dst;
 		stack_trace(st, &ev);
 	}
-	if (p[0] != 8 || p[1] != 0)
-		return; /* only echo requests get an answer */
-	uint8_t *h = st->txbuf + 20;
-	h[0] = 0; /* echo reply */
-	h[1] = 0;
-	h[2] = h[3] = 0;
-	memcpy(h + 4, p + 4, 4); /* identifier and sequence number */
-	struct tern_iovec iov[2] = {{h, 8}, {p + 8, len - 8}};
-	uint16_t c = tern_csum_iov(0, iov, 2);
-	memcpy(h + 2, &c, 2);
-	if (ip_output(st, ip->dst, ip->src, TERN_IPPROTO_ICMP, iov, len > 8 ? 2 : 1, len) == 0) {
-		st->stats.icmp_out++;
-		st->stats.icmp_echo_replies++;
-		if (stack_tracing(st)) {
-			struct tern_trace ev = {.kind = TERN_TRACE_ICMP, .fd = -1};
-			ev.u.icmp.type = 0;
-			ev.u.icmp.src = ip->dst;
-			ev.u.icmp.dst = ip->src;
-			ev.u.icmp.out = 1;
-			stack_trace(st, &ev);
-		}
+	switch (p[0]) {
+	case ICMP_ECHO:
+		if (p[1] == 0)
+			icmp_echo_reply(st, ip);
+		break;
+	case ICMP_DEST_UNREACH:
+	case ICMP_PARAMETERPROB:
+		icmp_error_input(st, p, len);
+		break;
+	default:
+		break;
 	}
 }
 
+/* Not one host's address (RFC 1122 §3.2.1.3): 0.0.0.0, multicast (224/4), and class E with
+ * the limited broadcast (240/4). tern knows no netmask, so a subnet's broadcast address
+ * cannot be told apart; it is not a stack address either, so nothing arrives for it. */
+static bool ip4_not_one_host(uint32_t a)
+{
+	return a == 0 || a >= TERN_IP4(224, 0, 0, 0);
+}
+
+static bool icmp_is_error_type(uint8_t type)
+{
+	return type > ICMP_NR_TYPES || type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH ||
+	       type == ICMP_REDIRECT || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETERPROB;
+}
+
+/* Linux's inet_peer_xrlim_allow(): a bucket of milliseconds refilled one per ms elapsed and
+ * holding ICMP_BURST_FACTOR messages' worth; a message costs icmp_ratelimit. Linux keeps one
+ * per destination (inet_peer); tern hashes destinations, with a secret key, into a fixed set
+ * of buckets so memory stays bounded, and two that share one share its rate. */
+static bool icmp_peer_allow(struct tern_stack *st, uint32_t dst)
+{
+	uint32_t cost = st->set.icmp_ratelimit_ms;
+	if (!cost)
+		return true;
+	uint64_t x = ((uint64_t)dst ^ st->hash_key[0]) * 0x9e3779b97f4a7c15ull;
+	unsigned i = (unsigned)(x >> 32) & (ICMP_RL_BUCKETS - 1);
+	uint32_t cap = ICMP_BURST_FACTOR * cost;
+	uint32_t tokens = st->icmp_rl[i].tokens + TERN_MIN(st->now - st->icmp_rl[i].last, cap);
+	st->icmp_rl[i].last = st->now;
+	tokens = TERN_MIN(tokens, cap);
+	bool ok = tokens >= cost;
+	st->icmp_rl[i].tokens = ok ? tokens - cost : tokens;
+	return ok;
+}
+
+/* Linux's icmp_global_allow() (6.11 on): while credit is left any message may go; once it is
+ * spent, a refill of icmp_msgs_per_sec for the time since the last one (at least 20 ms, at
+ * most a second's worth), capped at icmp_msgs_burst. */
+static bool icmp_global_allow(struct tern_stack *st)
+{
+	if (st->icmp_credit > 0)
+		return true;
+	uint32_t delta = TERN_MIN(st->now - st->icmp_stamp, 1000u);
+	if (delta < 20)
+		return false;
+	uint64_t incr = (uint64_t)st->set.icmp_msgs_per_sec * delta / 1000;
+	if (!incr)
+		return false;
+	st->icmp_stamp = st->now;
+	int64_t credit = TERN_MIN((int64_t)st->icmp_credit + (int64_t)incr,
+				  (int64_t)st->set.icmp_msgs_burst);
+	st->icmp_credit = (int32_t)credit;
+	return true;
+}
+
+/*
+ * RFC 1812 §4.3.2.8, RFC 1122 §3.2.2: error messages are rate-limited, as Linux does it: the
+ * types in icmp_ratemask only; none towards the stack itself (Linux's loopback exemption);
+ * the stack-wide budget checked first but spent last, after the destination's bucket
+ * agreed, so that one destination cannot learn another's use from the shared budget.
+ * Each message spends 0, 1 or 2 credits at random, one on average, as Linux's
+ * icmp_global_consume() does against the side channel of CVE-2020-25705.
+ */
+static bool icmp_rate_allow(struct tern_stack *st, uint8_t type, uint8_t code, uint32_t dst)
+{
+	if (type > ICMP_NR_TYPES || (type == ICMP_DEST_UNREACH && code == ICMP_FRAG_NEEDED) ||
+	    !((1u << type) & st->set.icmp_ratemask))
+		return true;
+	if (stack_is_local(st, dst))
+		return true;
+	if (!icmp_global_allow(st)) {
+		st->stats.icmp_ratelimit_global++;
+		return false;
+	}
+	if (!icmp_peer_allow(st, dst)) {
+		st->stats.icmp_ratelimit_host++;
+		return false;
+	}
+	st->icmp_credit -= (int32_t)(rng_next(&st->rng) % 3);
+	return true;
+}
+
+bool icmp_send_error(struct tern_stack *st, const struct tern_ip4 *ip, uint8_t type,
+		     uint8_t code)
+{
+	/* RFC 1122 §3.2.2: never about an ICMP error, a datagram to a broadcast or multicast
+	 * address, or one whose source is not a single host (fragments never get here). */
+	if (ip4_not_one_host(ip->dst) || ip4_not_one_host(ip->src))
+		return false;
+	if (ip->proto == TERN_IPPROTO_ICMP &&
+	    (ip->payload_len < 1 || icmp_is_error_type(ip->payload[0])))
+		return false;
+	if (!icmp_rate_allow(st, type, code, ip->src))
+		return false;
+	uint8_t *h = st->txbuf + 20;
+	h[0] = type;
+	h[1] = code;
+	memset(h + 2, 0, 6); /* checksum, then 4 unused bytes (RFC 792) */
+	struct tern_iovec iov[2];
+	iov[0].base = h;
+	iov[0].len = ICMP_HLEN;
+	iov[1].base = ip->payload - ip->hlen;
+	iov[1].len = ip->hlen + TERN_MIN((size_t)ip->payload_len, (size_t)8);
+	uint16_t c = tern_csum_iov(0, iov, 2);
+	memcpy(h + 2, &c, 2);
+	if (ip_output(st, ip->dst, ip->src, TERN_IPPROTO_ICMP, iov, 2, ICMP_HLEN + iov[1].len) != 0)
+		return false;
+	st->stats.icmp_out++;
+	trace_icmp_out(st, type, code, ip->dst, ip->src);
+	return true;
+}
+
 /* ---- readiness ---- */
+
+/* Room for one more descriptor in the readiness list (the rare path: a doubling). */
+static bool evq_grow(struct tern_stack *st)
+{
+	uint32_t ncap = st->evq_cap ? st->evq_cap * 2 : 16;
+	int *n = realloc(st->evq, ncap * sizeof(*n));
+	if (!n) {
+		st->stats.mem_failures++;
+		return false;
+	}
+	st->evq = n;
+	st->evq_cap = ncap;
+	return true;
+}
+
+static void evq_remove(struct tern_stack *st, int fd)
+{
+	for (uint32_t i = 0; i < st->evq_len; i++) {
+		if (st->evq[i] == fd) {
+			memmove(st->evq + i, st->evq + i + 1, (st->evq_len - i - 1) * sizeof(int));
+			st->evq_len--;
+			return;
+		}
+	}
+}
 
 void stack_notify(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	if (tcb->fd < 0 || (tcb->tf & TF_EVQ))
 		return;
-	if (st->evq_len == st->evq_cap) {
-		uint32_t ncap = st->evq_cap ? st->evq_cap * 2 : 16;
-		int *n = realloc(st->evq, ncap * sizeof(*n));
-		if (!n) {
-			st->stats.mem_failures++;
-			return;
-		}
-		st->evq = n;
-		st->evq_cap = ncap;
-	}
+	if (st->evq_len == st->evq_cap && !evq_grow(st))
+		return;
 	st->evq[st->evq_len++] = tcb->fd;
 	tcb->tf |= TF_EVQ;
 }
@@ -380,13 +617,25 @@ void stack_unnotify(struct tern_stack *st, struct tern_tcb *tcb)
 	if (!(tcb->tf & TF_EVQ))
 		return;
 	tcb->tf &= ~TF_EVQ;
-	for (uint32_t i = 0; i < st->evq_len; i++) {
-		if (st->evq[i] == tcb->fd) {
-			memmove(st->evq + i, st->evq + i + 1, (st->evq_len - i - 1) * sizeof(int));
-			st->evq_len--;
-			return;
-		}
-	}
+	evq_remove(st, tcb->fd);
+}
+
+void udp_notify(struct tern_stack *st, struct tern_udp *u)
+{
+	if (u->uf & UF_EVQ)
+		return;
+	if (st->evq_len == st->evq_cap && !evq_grow(st))
+		return;
+	st->evq[st->evq_len++] = u->fd;
+	u->uf |= UF_EVQ;
+}
+
+void udp_unnotify(struct tern_stack *st, struct tern_udp *u)
+{
+	if (!(u->uf & UF_EVQ))
+		return;
+	u->uf &= ~UF_EVQ;
+	evq_remove(st, u->fd);
 }
 
 int tern_stack_events(struct tern_stack *st, struct tern_event *out, int max)
@@ -395,12 +644,19 @@ int tern_stack_events(struct tern_stack *st, struct tern_event *out, int max)
 	uint32_t i = 0;
 	for (; i < st->evq_len && n < max; i++) {
 		int fd = st->evq[i];
-		struct tern_tcb *t = fd_get(st, fd);
-		if (!t)
+		struct conn_hdr *h = fd_get(st, fd);
+		if (!h)
 			continue;
-		t->tf &= ~TF_EVQ;
 		out[n].fd = fd;
-		out[n].events = tcb_events(st, t);
+		if (h->kind == CK_UDP) {
+			struct tern_udp *u = (struct tern_udp *)h;
+			u->uf &= ~UF_EVQ;
+			out[n].events = udp_events(u);
+		} else {
+			struct tern_tcb *t = (struct tern_tcb *)h;
+			t->tf &= ~TF_EVQ;
+			out[n].events = tcb_events(st, t);
+		}
 		n++;
 	}
 	if (i) {
@@ -438,8 +694,11 @@ size_t tern_stack_foreach(struct tern_stack *st,
 	struct tern_conn_info c;
 	/* Listeners and unconnected sockets hold descriptors and are not in the table. */
 	for (uint32_t fd = 0; fd < st->fd_cap; fd++) {
-		struct tern_tcb *t = st->fds[fd];
-		if (!t || (t->tf & TF_HASHED))
+		struct conn_hdr *h = st->fds[fd];
+		if (!h || h->kind != CK_TCB)
+			continue;
+		struct tern_tcb *t = (struct tern_tcb *)h;
+		if (t->tf & TF_HASHED)
 			continue;
 		if (t->h.state == TERN_STATE_CLOSED)
 			continue;
@@ -489,6 +748,9 @@ size_t tern_stack_memory(const struct tern_stack *st)
 	m += (size_t)st->evq_cap * sizeof(int);
 	m += (size_t)st->n_tcb * sizeof(struct tern_tcb);
 	m += (size_t)st->n_tw * sizeof(struct tern_tw);
+	m += (size_t)st->n_udp * sizeof(struct tern_udp);
+	if (st->utab)
+		m += (size_t)(st->umask + 1) * sizeof(*st->utab);
 	m += st->mem_bufs;
 	for (int i = 0; i < 2; i++)
 		if (st->ring_cache[i])

@@ -1,6 +1,7 @@
 /*
  * Lookup structures: the 4-tuple table (O(1) demultiplexing), listeners by port, bind buckets
- * (who holds a local port), ephemeral port choice (RFC 6056) and the descriptor table.
+ * (who holds a local port), ephemeral port choice (RFC 6056), the UDP port table and the
+ * descriptor table.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -305,9 +306,166 @@ uint16_t port_choose(struct tern_stack *st, uint32_t laddr, uint32_t raddr, uint
 	return 0;
 }
 
+/* ---- UDP sockets by local port: chained, doubled when the load passes one ---- */
+
+static inline uint32_t udp_bucket(const struct tern_stack *st, uint16_t port)
+{
+	return port_hash(st, port) & st->umask;
+}
+
+static void udp_grow(struct tern_stack *st)
+{
+	uint32_t nsize = (st->umask + 1) * 2;
+	struct tern_udp **n = calloc(nsize, sizeof(*n));
+	if (!n)
+		return; /* keep the longer chains; still correct */
+	/* Walk each chain into a list first so that sockets sharing a port keep their order
+	 * (the newest first wins a tie in udp_lookup). */
+	for (uint32_t i = 0; i <= st->umask; i++) {
+		struct tern_udp *rev = NULL;
+		for (struct tern_udp *u = st->utab[i], *next; u; u = next) {
+			next = (struct tern_udp *)u->h.hnext;
+			u->h.hnext = (struct conn_hdr *)rev;
+			rev = u;
+		}
+		for (struct tern_udp *u = rev, *next; u; u = next) {
+			next = (struct tern_udp *)u->h.hnext;
+			uint32_t b = port_hash(st, u->h.lport) & (nsize - 1);
+			u->h.hnext = (struct conn_hdr *)n[b];
+			n[b] = u;
+		}
+	}
+	free(st->utab);
+	st->utab = n;
+	st->umask = nsize - 1;
+}
+
+int udp_hash_insert(struct tern_stack *st, struct tern_udp *u)
+{
+	if (!st->utab) {
+		st->utab = calloc(64, sizeof(*st->utab));
+		if (!st->utab) {
+			st->stats.mem_failures++;
+			return -ENOBUFS;
+		}
+		st->umask = 63;
+	}
+	if (st->ucount >= st->umask + 1)
+		udp_grow(st);
+	uint32_t b = udp_bucket(st, u->h.lport);
+	u->h.hnext = (struct conn_hdr *)st->utab[b];
+	st->utab[b] = u;
+	st->ucount++;
+	u->uf |= UF_HASHED;
+	return 0;
+}
+
+void udp_hash_remove(struct tern_stack *st, struct tern_udp *u)
+{
+	if (!(u->uf & UF_HASHED))
+		return;
+	u->uf &= ~UF_HASHED;
+	for (struct conn_hdr **pp = (struct conn_hdr **)&st->utab[udp_bucket(st, u->h.lport)]; *pp;
+	     pp = &(*pp)->hnext) {
+		if (*pp == &u->h) {
+			*pp = u->h.hnext;
+			u->h.hnext = NULL;
+			st->ucount--;
+			return;
+		}
+	}
+}
+
+struct tern_udp *udp_lookup(struct tern_stack *st, uint32_t laddr, uint16_t lport,
+			    uint32_t raddr, uint16_t rport)
+{
+	if (!st->utab)
+		return NULL;
+	struct tern_udp *best = NULL;
+	int best_score = -1;
+	for (struct tern_udp *u = st->utab[udp_bucket(st, lport)]; u;
+	     u = (struct tern_udp *)u->h.hnext) {
+		if (u->h.lport != lport)
+			continue;
+		int score = 0;
+		if (u->h.laddr) {
+			if (u->h.laddr != laddr)
+				continue;
+			score += 4;
+		}
+		if (u->h.raddr) {
+			if (u->h.raddr != raddr)
+				continue;
+			score += 4;
+		}
+		if (u->h.rport) {
+			if (u->h.rport != rport)
+				continue;
+			score += 4;
+		}
+		if (score > best_score) {
+			best = u;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+/*
+ * Linux's udp_lib_lport_inuse: two UDP sockets may share a port when both set SO_REUSEADDR,
+ * or when their local addresses differ and neither is the wildcard. There is no listening
+ * socket in UDP, so unlike TCP's rule nothing else matters.
+ */
+int udp_bind_check(struct tern_stack *st, const struct tern_udp *u, uint32_t addr, uint16_t port)
+{
+	if (!st->utab)
+		return 0;
+	for (const struct tern_udp *o = st->utab[udp_bucket(st, port)]; o;
+	     o = (const struct tern_udp *)o->h.hnext) {
+		if (o == u || o->h.lport != port)
+			continue;
+		if ((u->uf & UF_REUSEADDR) && (o->uf & UF_REUSEADDR))
+			continue;
+		if (o->h.laddr && addr && o->h.laddr != addr)
+			continue;
+		return -EADDRINUSE;
+	}
+	return 0;
+}
+
+static bool udp_port_used(const struct tern_stack *st, uint16_t port)
+{
+	if (!st->utab)
+		return false;
+	for (const struct tern_udp *o = st->utab[udp_bucket(st, port)]; o;
+	     o = (const struct tern_udp *)o->h.hnext)
+		if (o->h.lport == port)
+			return true;
+	return false;
+}
+
+/*
+ * RFC 6056 §3.3.1, Algorithm 1 (a random start, then the next port up), as tern_bind() does
+ * for TCP and Linux for a UDP autobind: a datagram socket has no single destination for
+ * Algorithm 4 to hash. The port must be free of every UDP socket, SO_REUSEADDR or not.
+ */
+uint16_t udp_port_choose(struct tern_stack *st)
+{
+	uint32_t lo = st->set.port_range_lo, hi = st->set.port_range_hi;
+	if (hi < lo)
+		return 0;
+	uint32_t span = hi - lo + 1, start = (uint32_t)(rng_next(&st->rng) % span);
+	for (uint32_t i = 0; i < span; i++) {
+		uint16_t p = (uint16_t)(lo + (start + i) % span);
+		if (!udp_port_used(st, p))
+			return p;
+	}
+	return 0;
+}
+
 /* ---- descriptors: the lowest free number first, as POSIX does for files ---- */
 
-int fd_alloc(struct tern_stack *st, struct tern_tcb *tcb)
+int fd_alloc(struct tern_stack *st, struct conn_hdr *sock)
 {
 	uint32_t words = st->fd_cap / 64;
 	for (uint32_t w = st->fd_hint / 64; w < words; w++) {
@@ -318,14 +476,14 @@ int fd_alloc(struct tern_stack *st, struct tern_tcb *tcb)
 		if (fd >= st->set.max_sockets)
 			return -EMFILE;
 		st->fd_used[w] |= 1ull << (fd % 64);
-		st->fds[fd] = tcb;
+		st->fds[fd] = sock;
 		st->fd_hint = fd;
 		return (int)fd;
 	}
 	if (st->fd_cap >= st->set.max_sockets)
 		return -EMFILE;
 	uint32_t ncap = st->fd_cap ? st->fd_cap * 2 : 64;
-	struct tern_tcb **nf = realloc(st->fds, ncap * sizeof(*nf));
+	struct conn_hdr **nf = realloc(st->fds, ncap * sizeof(*nf));
 	if (!nf)
 		return -ENOMEM;
 	st->fds = nf;
@@ -336,7 +494,7 @@ int fd_alloc(struct tern_stack *st, struct tern_tcb *tcb)
 	memset(nf + st->fd_cap, 0, (ncap - st->fd_cap) * sizeof(*nf));
 	memset(nu + st->fd_cap / 64, 0, (ncap - st->fd_cap) / 64 * sizeof(*nu));
 	st->fd_cap = ncap;
-	return fd_alloc(st, tcb);
+	return fd_alloc(st, sock);
 }
 
 void fd_free(struct tern_stack *st, int fd)
@@ -349,7 +507,7 @@ void fd_free(struct tern_stack *st, int fd)
 		st->fd_hint = (uint32_t)fd;
 }
 
-struct tern_tcb *fd_get(struct tern_stack *st, int fd)
+struct conn_hdr *fd_get(struct tern_stack *st, int fd)
 {
 	if (fd < 0 || (uint32_t)fd >= st->fd_cap)
 		return NULL;

@@ -283,6 +283,55 @@ bool peer_pop(struct peer *p, struct tern_tcp_seg *out)
 	return true;
 }
 
+size_t peer_build_udp(uint8_t *out, size_t cap, uint32_t src, uint16_t sport, uint32_t dst,
+		      uint16_t dport, const void *data, size_t len, bool csum)
+{
+	if (len > 65535 - 28 || cap < 28 + len)
+		FATAL("peer: UDP payload too long (%zu) or buffer too small (%zu)", len, cap);
+	uint8_t *uh = out + 20;
+	uint16_t ulen = (uint16_t)(8 + len);
+	wr16(uh, sport);
+	wr16(uh + 2, dport);
+	wr16(uh + 4, ulen);
+	wr16(uh + 6, 0);
+	if (len)
+		memcpy(uh + 8, data, len);
+	if (csum) {
+		struct tern_iovec iov = {uh, ulen};
+		uint16_t c = tern_csum_iov(tern_csum_pseudo(src, dst, TERN_IPPROTO_UDP, ulen), &iov, 1);
+		if (c == 0)
+			c = 0xffff; /* RFC 768: zero would mean "no checksum" */
+		memcpy(uh + 6, &c, 2);
+	}
+	tern_ip4_build(out, src, dst, TERN_IPPROTO_UDP, 64, 0, 1, ulen);
+	return 20u + ulen;
+}
+
+void peer_inject_udp(struct peer *p, uint16_t sport, uint16_t dport, const void *data,
+		     size_t len)
+{
+	size_t cap = 28 + len;
+	uint8_t *pkt = xmalloc(cap);
+	size_t n = peer_build_udp(pkt, cap, PEER_REMOTE, sport, PEER_LOCAL, dport, data, len, true);
+	tern_stack_input(p->st, pkt, n, p->now);
+	free(pkt);
+}
+
+bool peer_pop_raw(struct peer *p, const uint8_t **pkt, size_t *len)
+{
+	if (!p->qlen)
+		return false;
+	struct peer_pkt pk = p->q[p->qhead++];
+	if (--p->qlen == 0)
+		p->qhead = 0;
+	free(p->last);
+	p->last = pk.buf;
+	p->last_t = pk.t_us;
+	*pkt = pk.buf;
+	*len = pk.len;
+	return true;
+}
+
 void peer_discard(struct peer *p)
 {
 	while (peer_pop(p, NULL))

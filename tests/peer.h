@@ -156,6 +156,20 @@ bool peer_expect_none_(struct peer *p, const char *file, int line);
 /* Nothing was transmitted. */
 #define PEER_EXPECT_NONE(p) peer_expect_none_((p), __FILE__, __LINE__)
 
+/* ---- UDP and raw capture ---- */
+
+/* A whole IPv4 + UDP datagram from src:sport to dst:dport into out (cap bytes; 28 + len
+ * suffice): IPv4 header with ID 0 and DF, UDP length 8 + len, checksum computed (or 0 when
+ * csum is false). Returns its length. */
+size_t peer_build_udp(uint8_t *out, size_t cap, uint32_t src, uint16_t sport, uint32_t dst,
+		      uint16_t dport, const void *data, size_t len, bool csum);
+/* A UDP datagram from PEER_REMOTE:sport to PEER_LOCAL:dport at the current time. */
+void peer_inject_udp(struct peer *p, uint16_t sport, uint16_t dport, const void *data,
+		     size_t len);
+/* Take the next captured datagram as it is, whatever its protocol (nothing is checked).
+ * Returns false when none is waiting; the bytes stay valid until the next pop. */
+bool peer_pop_raw(struct peer *p, const uint8_t **pkt, size_t *len);
+
 /* "SYN|ACK" etc. into buf. */
 const char *peer_flags_str(uint16_t flags, char *buf, size_t len);
 

@@ -233,7 +233,7 @@ TEST(api_socket_bad_type)
 {
 	struct tern_stack *st = bare(NULL);
 	CHECK_EQ(tern_socket(st, 0), -EPROTONOSUPPORT);
-	CHECK_EQ(tern_socket(st, 2), -EPROTONOSUPPORT); /* SOCK_DGRAM */
+	CHECK_EQ(tern_socket(st, 3), -EPROTONOSUPPORT); /* SOCK_RAW */
 	CHECK_EQ(tern_socket(st, -1), -EPROTONOSUPPORT);
 	int fd = tern_socket(st, TERN_SOCK_STREAM);
 	CHECK_EQ(fd, 0); /* the lowest free descriptor */

@@ -667,7 +667,7 @@ static size_t mk_not_ours(uint8_t *p, size_t len)
 	fix_tcp_csum(p, len);
 	return len;
 }
-static size_t mk_proto_udp(uint8_t *p, size_t len) { p[9] = 17; fix_ip_csum(p); return len; }
+static size_t mk_proto_sctp(uint8_t *p, size_t len) { p[9] = 132; fix_ip_csum(p); return len; }
 static size_t mk_proto_99(uint8_t *p, size_t len) { p[9] = 99; fix_ip_csum(p); return len; }
 static size_t mk_tcp_short(uint8_t *p, size_t len)
 {
@@ -770,7 +770,7 @@ TEST(stack_malformed_input_dropped_and_counted)
 		{"fragment offset", C_FRAG, mk_offset},
 		{"DF with an offset", C_FRAG, mk_df_offset},
 		{"another address", C_NOT_OURS, mk_not_ours},
-		{"protocol UDP", C_PROTO, mk_proto_udp},
+		{"protocol SCTP", C_PROTO, mk_proto_sctp},
 		{"protocol 99", C_PROTO, mk_proto_99},
 		{"TCP 19 bytes", C_TCP_HDR, mk_tcp_short},
 		{"TCP 0 bytes", C_TCP_HDR, mk_tcp_empty},

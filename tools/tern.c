@@ -11,6 +11,8 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  sim        run a TCP scenario on the simulated network (tern sim --list)\n"
+		"  cat        netcat over tern on a TUN device (TCP or UDP)\n"
+		"  serve      echo, discard, source and http servers over tern on a TUN device\n"
 		"  settings   list the stack's settings with their defaults\n"
 		"  version    print the version\n"
 		"\n"
@@ -26,6 +28,10 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "sim"))
 		return cmd_sim(argc - 1, argv + 1);
+	if (!strcmp(cmd, "cat"))
+		return cmd_cat(argc - 1, argv + 1);
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(cmd, "settings"))
 		return cmd_settings(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

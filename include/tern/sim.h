@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include "tern/tern.h"
+#include "tern/impair.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,43 +39,14 @@ void tern_sim_reboot(struct tern_sim *sim, int host);
 uint64_t tern_sim_now(const struct tern_sim *sim);
 
 /* Random impairments of the packets going from one host to another (-1: any host). */
-struct tern_impair {
-	double loss, dup, reorder, corrupt; /* probabilities, 0..1 */
-	uint32_t delay_us;                  /* one-way delay */
-	uint32_t jitter_us;                 /* plus a uniform random 0..jitter */
-};
 void tern_sim_set_impair(struct tern_sim *sim, int from, int to, const struct tern_impair *imp);
 
-/* Exact impairments: act on the Nth..(N+count-1)th segment of a class in one direction. */
-enum tern_sim_class {
-	TERN_SIM_ANY = 0, /* every packet */
-	TERN_SIM_SYN,     /* SYN without ACK */
-	TERN_SIM_SYNACK,  /* SYN with ACK */
-	TERN_SIM_ACK,     /* a pure ACK: ACK only, no data */
-	TERN_SIM_DATA,    /* carries payload */
-	TERN_SIM_FIN,     /* FIN set */
-	TERN_SIM_RST,     /* RST set */
-};
-enum tern_sim_action {
-	TERN_SIM_DROP = 0,
-	TERN_SIM_DUP,     /* deliver twice */
-	TERN_SIM_DELAY,   /* add delay_us */
-	TERN_SIM_CORRUPT, /* flip one bit */
-};
-struct tern_sim_rule {
-	int from, to;               /* host indices, -1: any */
-	enum tern_sim_class cls;
-	uint32_t nth;               /* first match acted on, 1-based; 0: every match */
-	uint32_t count;             /* how many consecutive matches from nth (0 counts as 1) */
-	enum tern_sim_action action;
-	uint32_t delay_us;          /* TERN_SIM_DELAY: added delay; TERN_SIM_DUP: the copy's */
-};
+/* Exact impairments (struct tern_sim_rule: tern/impair.h) in one direction between hosts. */
 int tern_sim_add_rule(struct tern_sim *sim, const struct tern_sim_rule *rule);
 /* Parse "[FROM>TO:]CLASS[#N[-M]]" (e.g. "syn", "fin#2", "b>a:synack#1-3", "a>b:data#5").
  * CLASS is any|syn|synack|ack|data|fin|rst. Returns 0 or -EINVAL. */
 int tern_sim_parse_rule(const struct tern_sim *sim, const char *text, enum tern_sim_action action,
 			struct tern_sim_rule *out);
-const char *tern_sim_class_name(enum tern_sim_class c);
 
 /* Put a raw IPv4 datagram on the wire from host `from`, arriving after delay_us. It bypasses
  * rules and impairments (an old duplicate from the past, a spoofed packet). */

@@ -1,5 +1,5 @@
 /*
- * tern: a TCP/IPv4 stack that runs in user space.
+ * tern: a TCP/IPv4 stack (with UDP beside TCP) that runs in user space.
  *
  * The core is sans-IO and deterministic. A stack instance (struct tern_stack) owns its
  * connections, settings and a seeded random source. The caller hands it packets and the
@@ -88,9 +88,15 @@ struct tern_settings {
 	uint32_t max_sockets;        /* descriptors a stack hands out */
 	uint32_t max_connections;    /* control blocks (all states but TIME_WAIT) */
 	uint32_t mem_max;            /* bytes of send/receive buffer a stack may hold in all */
-	uint32_t port_range_lo;      /* ephemeral ports (ip_local_port_range) */
+	uint32_t port_range_lo;      /* ephemeral ports (ip_local_port_range), TCP and UDP */
 	uint32_t port_range_hi;
 	uint32_t ip_default_ttl;
+	/* ICMP errors sent (net.ipv4.icmp_*): port unreachable answers UDP to a closed port */
+	uint32_t icmp_ratelimit_ms;  /* per destination: ms of credit each message costs (1000);
+				      * a bucket holds 6 messages' worth; 0: no per-destination limit */
+	uint32_t icmp_ratemask;      /* types limited, bit (1 << type): 0x1818 (3, 4, 11, 12) */
+	uint32_t icmp_msgs_per_sec;  /* the whole stack's limited messages per second (1000) */
+	uint32_t icmp_msgs_burst;    /* ... and its burst (50) */
 	uint64_t seed;               /* random source: ISN key, port selection, hash keys */
 };
 
@@ -138,10 +144,13 @@ struct tern_link {
 };
 
 /* Checksum offload, as a NIC or Linux's loopback provides it. With CSUM_TX the link completes
- * outgoing TCP checksums: tern leaves the folded pseudo-header sum in the field (Linux's
- * CHECKSUM_PARTIAL, what a virtio-net header asks the other side to finish). With CSUM_RX the
- * link hands in only packets it verified (or that cannot be damaged, such as an in-memory
- * wire): tern does not verify TCP checksums. IPv4 header checksums are always done. */
+ * the checksums of outgoing TCP segments and UDP datagrams: tern leaves the folded
+ * pseudo-header sum in the field (Linux's CHECKSUM_PARTIAL, what a virtio-net header asks the
+ * other side to finish; for UDP a result of 0 must go out as 0xffff, RFC 768). Segments tern
+ * sends outside a connection (RST, ACKs of TIME_WAIT) and ICMP messages are always summed in
+ * full. With CSUM_RX the link hands in only packets it verified (or that cannot be damaged,
+ * such as an in-memory wire): tern does not verify TCP or UDP checksums. IPv4 header and ICMP
+ * checksums are always done. */
 #define TERN_LINK_CSUM_TX 0x1u
 #define TERN_LINK_CSUM_RX 0x2u
 
@@ -188,6 +197,19 @@ struct tern_stats {
 	uint64_t tcp_delayed_acks;  /* ACKs sent by the delayed-ACK timer */
 	uint64_t tcp_window_probes; /* persist-timer probes (zero window) */
 	uint64_t tcp_keepalive_probes, tcp_keepalive_drops;
+	/* UDP, as Linux's Udp: lines in /proc/net/snmp. Each datagram that reaches UDP is
+	 * counted once in udp_in, udp_no_port or udp_in_errors. */
+	uint64_t udp_in;            /* datagrams queued for a socket (InDatagrams) */
+	uint64_t udp_out;           /* datagrams sent (OutDatagrams) */
+	uint64_t udp_no_port;       /* datagrams for a port no socket takes (NoPorts) */
+	uint64_t udp_in_errors;     /* datagrams dropped otherwise (InErrors): short header, bad
+				     * length, bad checksum, full receive buffer */
+	uint64_t udp_csum_errors;   /* ... of them, bad checksums (InCsumErrors) */
+	uint64_t udp_rcvbuf_errors; /* ... of them, no room in SO_RCVBUF or mem_max (RcvbufErrors) */
+	uint64_t udp_sndbuf_errors; /* datagrams the link refused with -ENOBUFS (SndbufErrors) */
+	uint64_t icmp_port_unreach_out; /* port unreachable messages sent */
+	uint64_t icmp_ratelimit_host;   /* ICMP errors held back by icmp_ratelimit (RateLimitHost) */
+	uint64_t icmp_ratelimit_global; /* ... by icmp_msgs_per_sec and _burst (RateLimitGlobal) */
 	uint64_t link_tx_errors;
 	uint64_t mem_failures;      /* allocations refused: mem_max, max_connections or malloc */
 };
@@ -199,7 +221,8 @@ enum tern_trace_kind {
 	TERN_TRACE_DISCARD,  /* a packet was dropped by the stack: reason says why */
 	TERN_TRACE_STATE,    /* a connection changed state */
 	TERN_TRACE_ERROR,    /* an error was posted for the application (errno in error) */
-	TERN_TRACE_ICMP,     /* an ICMP message left or entered */
+	TERN_TRACE_ICMP,     /* an ICMP message left or entered (UDP datagrams are not traced,
+			      * only their discards) */
 };
 
 /* TCP header flags, bit values as on the wire (the 9th bit, AE, above). */
@@ -337,28 +360,88 @@ struct tern_sockaddr {
 	uint16_t port; /* 0: any / choose */
 };
 
-/* Socket types. */
-#define TERN_SOCK_STREAM 1
+/* Socket types (Linux's numbers). */
+#define TERN_SOCK_STREAM 1 /* TCP */
+#define TERN_SOCK_DGRAM 2  /* UDP (RFC 768) */
 
-/* Create a TCP socket. Returns a descriptor (>= 0). */
+/*
+ * UDP sockets (TERN_SOCK_DGRAM) behave as Linux's do without IP_RECVERR:
+ *   - tern_bind(): port 0 takes a free ephemeral port at random (RFC 6056 §3.3.1); a port
+ *     held by another UDP socket whose address equals ours or either is 0.0.0.0 gives
+ *     -EADDRINUSE unless both set TERN_SO_REUSEADDR (then the socket bound last receives).
+ *     UDP and TCP ports are separate spaces. A second bind gives -EINVAL.
+ *   - tern_connect() sets (or changes) the default peer at once and returns 0; the socket
+ *     then takes datagrams from that peer only and tern_send() may be used. {0, 0} undoes
+ *     it (as AF_UNSPEC does): the peer goes, and so do a local address and port that
+ *     connect() or a send chose rather than bind(). An unbound socket is bound to an
+ *     ephemeral port first by connect() or by its first send (-EAGAIN if none is free).
+ *   - A datagram goes to the socket with the most specific match: bound address, then the
+ *     connected peer's address and port.
+ *   - Each tern_recv()/tern_recvfrom() returns one datagram. A shorter buffer gets its first
+ *     len bytes and the rest is discarded; TERN_MSG_TRUNC makes the call return the
+ *     datagram's real length. TERN_MSG_PEEK leaves it queued. Datagrams queue while the
+ *     bytes queued (payload plus a 16-byte record each, on LP64) do not exceed SO_RCVBUF,
+ *     so one datagram may overshoot it (Linux's rule); past that, or past the stack's
+ *     mem_max, they are dropped and counted (udp_rcvbuf_errors). A receive finding an empty
+ *     queue returns -EAGAIN.
+ *   - A datagram must fit one IPv4 packet on the link: at most mtu - 28 bytes, else
+ *     -EMSGSIZE (tern does not fragment, and drops fragments it receives). Sending to
+ *     255.255.255.255 gives -EACCES (no SO_BROADCAST). A datagram leaves with DF set and
+ *     its checksum (see TERN_LINK_CSUM_TX); one arriving with checksum 0 (none) is taken.
+ *   - A datagram for a port no socket takes is answered with ICMP port unreachable, rate
+ *     limited by the icmp_* settings (udp_no_port, icmp_port_unreach_out).
+ *   - An ICMP port unreachable (or another hard error, RFC 1122 §3.2.2.1) quoting a datagram
+ *     that a connected socket sent to its peer posts ECONNREFUSED (EHOSTUNREACH, ...) on it:
+ *     the next send or receive call returns it once (so does TERN_SO_ERROR), and the socket
+ *     shows TERN_EV_ERR until then. Unconnected sockets ignore ICMP errors.
+ *   - Readiness: TERN_EV_IN while a datagram waits, TERN_EV_OUT always (nothing is held
+ *     for sending: a datagram goes to the link within the call), TERN_EV_ERR while an error
+ *     is pending.
+ *   - tern_shutdown() records the directions (-ENOTCONN when not connected, as Linux, but
+ *     recorded all the same): after TERN_SHUT_WR sends give -EPIPE; after TERN_SHUT_RD the
+ *     socket shows TERN_EV_IN | TERN_EV_RDHUP and a receive finding no datagram returns 0
+ *     (what a blocked Linux reader gets); both give TERN_EV_HUP. No packet is sent.
+ *   - tern_listen(), tern_accept(), tern_sockatmark(), the zero-copy calls and
+ *     tern_sock_info() return -EOPNOTSUPP. Options: TERN_SO_REUSEADDR, TERN_SO_RCVBUF,
+ *     TERN_SO_SNDBUF (kept and reported; nothing waits in a send buffer), TERN_SO_ERROR;
+ *     any other gives -ENOPROTOOPT.
+ *   - tern_sock_state() says TERN_STATE_ESTABLISHED when connected, TERN_STATE_CLOSED
+ *     otherwise. tern_close() (or tern_abort()) frees the socket and its queue at once.
+ */
+
+/* Create a socket of a type above. Returns a descriptor (>= 0). */
 int tern_socket(struct tern_stack *st, int type);
 int tern_bind(struct tern_stack *st, int fd, const struct tern_sockaddr *addr);
 int tern_listen(struct tern_stack *st, int fd, int backlog);
 /* Returns a new descriptor, or -EAGAIN when no connection is waiting. peer may be NULL. */
 int tern_accept(struct tern_stack *st, int fd, struct tern_sockaddr *peer);
-/* Starts the handshake and returns -EINPROGRESS; completion shows as TERN_EV_OUT (and
- * TERN_EV_ERR with the error in TERN_SO_ERROR on failure). */
+/* TCP: starts the handshake and returns -EINPROGRESS; completion shows as TERN_EV_OUT (and
+ * TERN_EV_ERR with the error in TERN_SO_ERROR on failure). UDP: sets the peer, returns 0. */
 int tern_connect(struct tern_stack *st, int fd, const struct tern_sockaddr *addr);
 
-#define TERN_MSG_OOB 0x01  /* send: the last byte is urgent (RFC 9293 §3.8.5); it stays inline */
+#define TERN_MSG_OOB 0x01  /* send: the last byte is urgent (RFC 9293 §3.8.5); it stays inline.
+			    * UDP: -EOPNOTSUPP */
 #define TERN_MSG_PEEK 0x02
+#define TERN_MSG_TRUNC 0x20    /* UDP receive: return the datagram's length, not the bytes
+				* copied (Linux's MSG_TRUNC); TCP ignores it */
 #define TERN_MSG_DONTWAIT 0x40 /* accepted for compatibility: every call is non-blocking */
 #define TERN_MSG_NOSIGNAL 0x4000
-/* Returns bytes queued (may be fewer than len), -EAGAIN when the send buffer is full. */
+/* TCP: returns bytes queued (may be fewer than len), -EAGAIN when the send buffer is full.
+ * UDP: sends one datagram to the connected peer (-EDESTADDRREQ when there is none) and
+ * returns len. */
 long tern_send(struct tern_stack *st, int fd, const void *buf, size_t len, int flags);
-/* Returns bytes read, 0 at end of stream, -EAGAIN when nothing is ready. A read stops at the
- * urgent mark when bytes come before it (see tern_sockatmark). */
+/* TCP: returns bytes read, 0 at end of stream, -EAGAIN when nothing is ready. A read stops at
+ * the urgent mark when bytes come before it (see tern_sockatmark). UDP: one datagram (see
+ * above), -EAGAIN when none waits. */
 long tern_recv(struct tern_stack *st, int fd, void *buf, size_t len, int flags);
+/* UDP: one datagram to `to` (NULL: the connected peer, else -EDESTADDRREQ; address or port 0:
+ * -EINVAL), whether connected or not. Returns len. TCP: tern_send(), `to` ignored. */
+long tern_sendto(struct tern_stack *st, int fd, const void *buf, size_t len, int flags,
+		 const struct tern_sockaddr *to);
+/* UDP: tern_recv() that also says who sent the datagram (from may be NULL). TCP:
+ * tern_recv(), with *from set to {0, 0}. */
+long tern_recvfrom(struct tern_stack *st, int fd, void *buf, size_t len, int flags,
+		   struct tern_sockaddr *from);
 
 /* Urgent data is delivered inline, in order (what SO_OOBINLINE gives): this says whether the
  * next byte to read is the urgent one (SIOCATMARK). 1, 0, or a negative errno. */
@@ -493,11 +576,13 @@ struct tern_conn_info {
 	uint32_t srtt_us;
 };
 
-/* Call fn for every listener, connection and TIME_WAIT record. Returns how many. */
+/* Call fn for every listener, connection and TIME_WAIT record (TCP only: UDP sockets are
+ * not listed). Returns how many. */
 size_t tern_stack_foreach(struct tern_stack *st,
 			  void (*fn)(void *user, const struct tern_conn_info *c), void *user);
 
-/* Memory the stack holds now, in bytes: control blocks, TIME_WAIT records, buffers, tables. */
+/* Memory the stack holds now, in bytes: control blocks, TIME_WAIT records, UDP sockets,
+ * buffers, queued datagrams, tables. */
 size_t tern_stack_memory(const struct tern_stack *st);
 
 #ifdef __cplusplus

@@ -52,6 +52,11 @@ int tern_pcap_write(struct tern_pcap *p, uint64_t t_us, const struct tern_iovec 
 	return 0;
 }
 
+int tern_pcap_flush(struct tern_pcap *p)
+{
+	return p && fflush(p->f) == 0 ? 0 : -EIO;
+}
+
 int tern_pcap_close(struct tern_pcap *p)
 {
 	if (!p)

@@ -10,6 +10,7 @@
 #include "tern/sim.h"
 #include "tern/pcap.h"
 #include "../internal.h"
+#include "impair.h"
 
 struct sim_host {
 	char name[16];
@@ -31,18 +32,13 @@ struct sim_item {
 	void *arg;
 };
 
-struct sim_rule {
-	struct tern_sim_rule r;
-	uint32_t seen;
-};
-
 struct tern_sim {
 	uint64_t now, order, seed;
 	struct tern_rng rng;
 	struct sim_host hosts[TERN_SIM_MAX_HOSTS];
 	int nhosts;
 	struct tern_impair imp[TERN_SIM_MAX_HOSTS][TERN_SIM_MAX_HOSTS];
-	struct sim_rule *rules;
+	struct impair_rule *rules;
 	int nrules, caprules;
 	struct sim_item *heap;
 	size_t nheap, capheap;
@@ -182,56 +178,6 @@ void tern_sim_note(struct tern_sim *sim, int host, const char *fmt, ...)
 
 /* ---- the wire ---- */
 
-struct pkt_class {
-	bool tcp;
-	uint16_t flags;
-	uint32_t payload;
-};
-
-static struct pkt_class classify(const uint8_t *p, size_t len)
-{
-	struct pkt_class c = {false, 0, 0};
-	if (len < 20 || (p[0] >> 4) != 4)
-		return c;
-	size_t ihl = (size_t)(p[0] & 15) * 4;
-	size_t tot = rd16(p + 2);
-	if (p[9] != TERN_IPPROTO_TCP_ || ihl < 20 || tot > len || tot < ihl + 20)
-		return c;
-	const uint8_t *t = p + ihl;
-	size_t doff = (size_t)(t[12] >> 4) * 4;
-	if (doff < 20 || ihl + doff > tot)
-		return c;
-	c.tcp = true;
-	c.flags = (uint16_t)(t[13] | ((t[12] & 1) << 8));
-	c.payload = (uint32_t)(tot - ihl - doff);
-	return c;
-}
-
-static bool class_match(enum tern_sim_class cls, struct pkt_class c)
-{
-	if (cls == TERN_SIM_ANY)
-		return true;
-	if (!c.tcp)
-		return false;
-	uint16_t f = c.flags;
-	switch (cls) {
-	case TERN_SIM_SYN: return (f & TERN_TH_SYN) && !(f & TERN_TH_ACK);
-	case TERN_SIM_SYNACK: return (f & TERN_TH_SYN) && (f & TERN_TH_ACK);
-	case TERN_SIM_ACK:
-		return (f & TERN_TH_ACK) && !(f & (TERN_TH_SYN | TERN_TH_FIN | TERN_TH_RST)) &&
-		       c.payload == 0;
-	case TERN_SIM_DATA: return c.payload > 0;
-	case TERN_SIM_FIN: return f & TERN_TH_FIN;
-	case TERN_SIM_RST: return f & TERN_TH_RST;
-	default: return false;
-	}
-}
-
-static double rnd01(struct tern_sim *sim)
-{
-	return (double)(rng_next(&sim->rng) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 static int find_host_by_addr(const struct tern_sim *sim, uint32_t addr)
 {
 	for (int i = 0; i < sim->nhosts; i++)
@@ -266,67 +212,20 @@ static void wire_send(struct tern_sim *sim, int from, uint8_t *pkt, size_t len)
 	int to = find_host_by_addr(sim, rd32(pkt + 16));
 	if (to < 0)
 		return; /* no such host: the packet vanishes */
-	struct pkt_class c = classify(pkt, len);
-	bool dup = false;
-	uint64_t extra = 0, dup_extra = 0;
-	for (int i = 0; i < sim->nrules; i++) {
-		struct sim_rule *r = &sim->rules[i];
-		if ((r->r.from >= 0 && r->r.from != from) || (r->r.to >= 0 && r->r.to != to))
-			continue;
-		if (!class_match(r->r.cls, c))
-			continue;
-		uint32_t n = ++r->seen;
-		uint32_t count = r->r.count ? r->r.count : 1;
-		if (r->r.nth && (n < r->r.nth || n >= r->r.nth + count))
-			continue;
-		switch (r->r.action) {
-		case TERN_SIM_DROP:
-			wire_event(sim, TERN_SIM_EV_DROP, from, to, pkt, len);
-			return;
-		case TERN_SIM_DUP:
-			dup = true;
-			dup_extra += r->r.delay_us;
-			break;
-		case TERN_SIM_DELAY:
-			extra += r->r.delay_us;
-			break;
-		case TERN_SIM_CORRUPT: {
-			size_t bit = (size_t)(rng_next(&sim->rng) % (len * 8));
-			pkt[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-			wire_event(sim, TERN_SIM_EV_CORRUPT, from, to, pkt, len);
-			break;
-		}
-		}
-	}
-	const struct tern_impair *imp = &sim->imp[from][to];
-	if (imp->loss > 0 && rnd01(sim) < imp->loss) {
+	struct impair_verdict v;
+	impair_judge(&sim->rng, sim->rules, sim->nrules, from, to, &sim->imp[from][to], pkt, len, &v);
+	for (unsigned i = 0; i < v.corrupted; i++)
+		wire_event(sim, TERN_SIM_EV_CORRUPT, from, to, pkt, len);
+	if (v.drop) {
 		wire_event(sim, TERN_SIM_EV_DROP, from, to, pkt, len);
 		return;
 	}
-	if (imp->corrupt > 0 && rnd01(sim) < imp->corrupt) {
-		size_t bit = (size_t)(rng_next(&sim->rng) % (len * 8));
-		pkt[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-		wire_event(sim, TERN_SIM_EV_CORRUPT, from, to, pkt, len);
-	}
-	if (imp->dup > 0 && rnd01(sim) < imp->dup)
-		dup = true;
-	uint64_t delay = imp->delay_us + extra;
-	if (imp->jitter_us)
-		delay += rng_next(&sim->rng) % ((uint64_t)imp->jitter_us + 1);
-	if (imp->reorder > 0 && rnd01(sim) < imp->reorder) {
-		/* Held back long enough for the packets behind it to overtake. */
-		extra = 2 * (uint64_t)imp->delay_us + imp->jitter_us + 1000;
-		delay += extra;
-	}
-	if (extra)
+	if (v.held)
 		wire_event(sim, TERN_SIM_EV_DELAY, from, to, pkt, len);
-	enqueue(sim, from, to, pkt, len, delay);
-	if (dup) {
+	enqueue(sim, from, to, pkt, len, v.delay_us);
+	if (v.dup) {
 		wire_event(sim, TERN_SIM_EV_DUP, from, to, pkt, len);
-		uint64_t d2 = imp->delay_us;
-		if (imp->jitter_us)
-			d2 += rng_next(&sim->rng) % ((uint64_t)imp->jitter_us + 1);
-		enqueue(sim, from, to, pkt, len, d2 + 1 + dup_extra);
+		enqueue(sim, from, to, pkt, len, v.dup_delay_us);
 	}
 }
 
@@ -475,7 +374,7 @@ int tern_sim_add_rule(struct tern_sim *sim, const struct tern_sim_rule *rule)
 {
 	if (sim->nrules == sim->caprules) {
 		int n = sim->caprules ? sim->caprules * 2 : 8;
-		struct sim_rule *r = realloc(sim->rules, (size_t)n * sizeof(*r));
+		struct impair_rule *r = realloc(sim->rules, (size_t)n * sizeof(*r));
 		if (!r)
 			return -ENOMEM;
 		sim->rules = r;
@@ -485,13 +384,6 @@ int tern_sim_add_rule(struct tern_sim *sim, const struct tern_sim_rule *rule)
 	sim->rules[sim->nrules].seen = 0;
 	sim->nrules++;
 	return 0;
-}
-
-static const char *const class_names[] = {"any", "syn", "synack", "ack", "data", "fin", "rst"};
-
-const char *tern_sim_class_name(enum tern_sim_class c)
-{
-	return (unsigned)c < sizeof(class_names) / sizeof(class_names[0]) ? class_names[c] : "?";
 }
 
 int tern_sim_parse_rule(const struct tern_sim *sim, const char *text, enum tern_sim_action action,
@@ -518,32 +410,7 @@ int tern_sim_parse_rule(const struct tern_sim *sim, const char *text, enum tern_
 		if (out->from < 0 || out->to < 0)
 			return -EINVAL;
 	}
-	char *hash = strchr(cls, '#');
-	if (hash) {
-		*hash = 0;
-		char *end;
-		unsigned long n = strtoul(hash + 1, &end, 10);
-		if (end == hash + 1 || n == 0 || n > 1000000)
-			return -EINVAL;
-		out->nth = (uint32_t)n;
-		out->count = 1;
-		if (*end == '-') {
-			char *e2;
-			unsigned long m = strtoul(end + 1, &e2, 10);
-			if (e2 == end + 1 || *e2 || m < n || m > 1000000)
-				return -EINVAL;
-			out->count = (uint32_t)(m - n + 1);
-		} else if (*end) {
-			return -EINVAL;
-		}
-	}
-	for (unsigned i = 0; i < sizeof(class_names) / sizeof(class_names[0]); i++) {
-		if (strcmp(cls, class_names[i]) == 0) {
-			out->cls = (enum tern_sim_class)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	return tern_impair_parse_class(cls, out);
 }
 
 int tern_sim_inject(struct tern_sim *sim, int from, const void *pkt, size_t len, uint64_t delay_us)

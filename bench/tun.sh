@@ -1,0 +1,65 @@
+#!/bin/sh
+# tern <-> the kernel over a TUN device, each direction, beside kernel <-> kernel over a veth
+# pair, in the same run: medians of ROUNDS. Needs root (network namespaces, /dev/net/tun);
+# everything happens inside namespaces made here and deleted at the end.
+set -e
+B=${BUILD:-../build}
+ROUNDS=${ROUNDS:-5}
+BYTES=${BYTES:-1073741824}
+if [ "$(id -u)" != 0 ] || [ ! -c /dev/net/tun ] || ! command -v ip >/dev/null; then
+	echo "tun benchmark skipped: needs root, /dev/net/tun and ip (iproute2)"
+	exit 0
+fi
+NS=tern-bench-$$
+VA=tern-bva-$$
+VB=tern-bvb-$$
+TPID=""
+cleanup() {
+	[ -n "$TPID" ] && kill "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null || true
+	ip netns del "$NS" 2>/dev/null || true
+	ip netns del "$VA" 2>/dev/null || true
+	ip netns del "$VB" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+pin0() { if command -v taskset >/dev/null 2>&1; then taskset -c 0 "$@"; else "$@"; fi; }
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+# Started directly (not through a shell function) so that $! is tern itself.
+TASKSET=""; command -v taskset >/dev/null 2>&1 && TASKSET="taskset -c 1"
+$TASKSET ip netns exec "$NS" "$B/tern" serve --addr 10.9.0.2/24 discard:9 source:19 \
+	--bytes "$BYTES" --idle 0 --grace 0 >/dev/null 2>&1 &
+TPID=$!
+i=0
+until ip -n "$NS" -4 addr show 2>/dev/null | grep -q 10.9.0.1; do
+	i=$((i + 1)); [ $i -gt 200 ] && { echo "tern serve did not come up"; exit 1; }
+	sleep 0.05
+done
+
+ip netns add "$VA"
+ip netns add "$VB"
+ip link add tbv0 netns "$VA" type veth peer name tbv1 netns "$VB"
+ip -n "$VA" addr add 10.10.0.1/24 dev tbv0
+ip -n "$VB" addr add 10.10.0.2/24 dev tbv1
+ip -n "$VA" link set tbv0 up
+ip -n "$VB" link set tbv1 up
+ip -n "$VA" link set lo up
+ip -n "$VB" link set lo up
+
+in=""; out=""; veth=""
+for r in $(seq "$ROUNDS"); do
+	in="$in $(pin0 ip netns exec "$NS" "$B/bench/kbulk" send 10.9.0.2 9 "$BYTES" | field gbps)"
+	out="$out $(pin0 ip netns exec "$NS" "$B/bench/kbulk" recv 10.9.0.2 19 | field gbps)"
+	$TASKSET ip netns exec "$VB" "$B/bench/kbulk" sink 5001 >/tmp/tern-bench-sink.$$ &
+	SPID=$!
+	pin0 ip netns exec "$VA" "$B/bench/kbulk" send 10.10.0.2 5001 "$BYTES" >/dev/null
+	wait $SPID
+	veth="$veth $(field gbps </tmp/tern-bench-sink.$$)"
+	rm -f /tmp/tern-bench-sink.$$
+done
+mi=$(echo "$in" | median); mo=$(echo "$out" | median); mv=$(echo "$veth" | median)
+printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> tern over TUN, MTU 1500" "$mi" "$in"
+printf '%-46s median %7s Gbit/s   [%s ]\n' "tern -> kernel over TUN, MTU 1500" "$mo" "$out"
+printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> kernel over veth, MTU 1500" "$mv" "$veth"
