@@ -40,12 +40,15 @@ static void reno_on_ack(struct tern_stack *st, struct tern_tcb *tcb, uint32_t ac
 	}
 }
 
-/* RFC 5681 §3.1, equation (4): ssthresh = max(FlightSize / 2, 2*SMSS). */
+/* RFC 5681 §3.1, equation (4): ssthresh = max(FlightSize / 2, 2*SMSS), where FlightSize
+ * must not count segments sent by limited transmit (§3.2 note, RFC 3042). Those are the
+ * only way the flight exceeds cwnd, so min(cwnd, flight) is that FlightSize (and cwnd / 2,
+ * what Linux's reno uses, whenever the sender was not application-limited). */
 static uint32_t reno_ssthresh(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	(void)st;
 	uint32_t flight = tcb->snd_max - tcb->snd_una;
-	uint32_t half = flight / 2;
+	uint32_t half = (flight < tcb->cwnd ? flight : tcb->cwnd) / 2;
 	return half > 2u * tcb->mss ? half : 2u * tcb->mss;
 }
 

@@ -91,7 +91,6 @@ enum tcb_timer {
 	T_KEEP,        /* keepalive */
 	T_COUNT
 };
-#define T_STORED 2     /* t_exp[] holds T_RTX and T_DACK */
 
 /* TCB flags. */
 #define TF_ACKNOW      0x00000001u /* send an ACK when this event is done */
@@ -137,6 +136,8 @@ struct tcb_opts {
 	uint32_t sndbuf, rcvbuf;/* SO_SNDBUF, SO_RCVBUF */
 	uint32_t snd_up;        /* SND.UP: just past the last urgent byte sent (Linux, BSD) */
 	uint32_t rcv_up;        /* the urgent byte received (RCV.UP - 1 in BSD's reading) */
+	uint32_t probes_tstamp; /* tick of the first zero-window probe (for the user timeout) */
+	bool probing;           /* probes_tstamp is set: the window has stayed shut since */
 };
 
 struct tern_tcb {
@@ -175,7 +176,7 @@ struct tern_tcb {
 	uint32_t rto_ms;
 	uint32_t rtt_seq, rtt_start; /* the timed segment's end and its send tick */
 	uint32_t retrans_stamp; /* tick the oldest unacknowledged segment was first sent */
-	uint32_t t_exp[T_STORED];/* deadlines of T_RTX and T_DACK when armed (ticks) */
+	uint32_t t_exp[T_COUNT];/* each timer's deadline when armed (ticks) */
 	uint32_t cwnd, ssthresh;/* bytes */
 	uint32_t ca_acked;      /* congestion avoidance: bytes acked towards the next MSS (RFC 3465) */
 	uint32_t snd_sml;       /* end of the last small segment sent (Minshall's Nagle) */
@@ -183,12 +184,12 @@ struct tern_tcb {
 	uint32_t last_rcv;      /* tick of the last segment received (keepalive idle time) */
 	uint16_t last_oow_ack;  /* tick (mod 2^16) of the last ACK for an out-of-window segment */
 	uint16_t rcv_mss;       /* the peer's segment size as seen (Linux's icsk_ack.rcv_mss) */
+	uint32_t total_retrans;
 	struct ring *sndq, *rcvq;
 	struct tern_tcb *parent;/* passive open: the listener, until accepted */
 	struct tern_tcb *qnext; /* listener's accept queue */
 	struct tern_tcb *bnext; /* port's bind bucket */
 	struct tcb_opts *xo;    /* per-socket settings, NULL: the stack's */
-	uint32_t total_retrans;
 	uint32_t segs_in, segs_out;
 	uint64_t bytes_acked, bytes_received; /* RFC 4898 / tcp_info, 64-bit as Linux's */
 };
@@ -442,6 +443,7 @@ void timer_fire(void *ctx, struct tw_node *n);
 void tcb_rto_reset(struct tern_stack *st, struct tern_tcb *tcb);
 void tcb_rtt_sample(struct tern_stack *st, struct tern_tcb *tcb, uint32_t rtt_us);
 void tcb_keepalive_reset(struct tern_stack *st, struct tern_tcb *tcb);
+void tcb_keepidle_changed(struct tern_stack *st, struct tern_tcb *tcb);
 
 /* ---- tcp_output.c ---- */
 /* Send what the state, windows and queues allow; an owed ACK goes out if nothing else does. */

@@ -323,6 +323,11 @@ int tern_send_commit(struct tern_stack *st, int fd, size_t len, int flags)
 	if (!h || h->kind != CK_TCB)
 		return not_tcp(h);
 	struct tern_tcb *t = (struct tern_tcb *)h;
+	/* The connection may have moved on since tern_send_zc (shut down, reset): the same
+	 * checks as a send. */
+	int rc = send_state(t);
+	if (rc < 0)
+		return rc;
 	if (!len)
 		return 0;
 	if (!t->sndq || len > t->sndq->cap - t->sndq->len)
@@ -820,9 +825,8 @@ int tern_setsockopt(struct tern_stack *st, int fd, int level, int name, const vo
 			t->xo->keepidle_ms = (uint32_t)v * 1000;
 		else
 			t->xo->keepintvl_ms = (uint32_t)v * 1000;
-		/* A keepalive already watching moves to the new deadline (as Linux). */
-		if (tcb_timer_armed(t, T_KEEP))
-			tcb_timer_set(st, t, T_KEEP, 0);
+		if (name == TERN_TCP_KEEPIDLE)
+			tcb_keepidle_changed(st, t);
 		return 0;
 	case TERN_TCP_KEEPCNT:
 		if (v < 1 || v > 127)
@@ -878,7 +882,8 @@ int tern_sock_info(struct tern_stack *st, int fd, struct tern_tcp_info *i)
 	i->backoff = t->backoff;
 	i->rto_us = t->rto_ms * 1000;
 	i->snd_mss = t->mss;
-	i->rcv_mss = t->advmss;
+	i->rcv_mss = t->rcv_mss;
+	i->ato_us = (uint32_t)t->tn.user * 1000;
 	i->advmss = t->advmss;
 	i->unacked = t->mss ? (t->snd_max - t->snd_una + t->mss - 1) / t->mss : 0;
 	i->rtt_us = t->srtt_us;

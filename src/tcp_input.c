@@ -49,6 +49,10 @@ static void challenge_ack(struct tern_stack *st, struct tern_tcb *tcb, const str
 static void establish(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	tcb_cc(tcb)->init(st, tcb);
+	/* RFC 5681 §3.1: after a lost SYN or SYN-ACK the initial window is one segment; Linux
+	 * (tcp_init_transfer) applies it once more than one was retransmitted. */
+	if (tcb->total_retrans > 1)
+		tcb->cwnd = tcb->mss;
 	tcb->snd_recover = tcb->snd_una;
 	tcb->lsndtime = st->now;
 	/* Linux's tcp_initialize_rcv_mss(): a guess at the peer's segments, refined as they
@@ -141,13 +145,15 @@ static void new_ack(struct tern_stack *st, struct tern_tcb *tcb, uint32_t ack)
 	tcb->snd_una = ack;
 	if (seq_lt(tcb->snd_nxt, ack))
 		tcb->snd_nxt = ack;
-	/* RFC 6298 §3 with Karn's rule: only a segment never retransmitted is timed. */
+	/* RFC 6298 §3 with Karn's rule: only a segment never retransmitted is timed, and a
+	 * backed-off RTO stays until such a sample comes (§5 note; Linux resets icsk_backoff
+	 * only in tcp_ack_update_rtt). */
 	if ((tcb->tf & TF_RTT_VALID) && seq_ge(ack, tcb->rtt_seq)) {
 		tcb->tf &= ~TF_RTT_VALID;
 		tcb_rtt_sample(st, tcb, (uint32_t)st->now_us - tcb->rtt_start);
+		tcb->backoff = 0;
 	}
 	tcb->retransmits = 0;
-	tcb_rto_reset(st, tcb);
 	if (tcb->tf & TF_RECOVERY) {
 		if (seq_ge(ack, tcb->snd_recover)) {
 			/* RFC 6582 §3.2 step 3: a full acknowledgment ends recovery. */
@@ -294,7 +300,7 @@ static uint32_t data_queue(struct tern_stack *st, struct tern_tcb *tcb, uint32_t
 		tcb->tf |= TF_ACKNOW; /* a full window: say so at once */
 		return 0;
 	}
-	bool had_holes = r && r->nooo;
+	bool had_holes = r && (r->nooo || r->ooo_fin);
 	bool refused = false;
 	uint32_t moved = take ? reass_insert(r, tcb->rcv_nxt, seq, data, take, &refused) : 0;
 	if (off) {
@@ -449,6 +455,8 @@ reset:
 			tcb->snd_wl1 = h->seq;
 			if (opened)
 				stack_notify(st, tcb);
+			if (tcb->snd_wnd && tcb->xo)
+				tcb->xo->probing = false;
 		}
 		/* Linux's tcp_ack_probe(): an answer to a window probe that leaves the window
 		 * shut starts the next probe's wait over, from now (with the backoff reached);
@@ -504,6 +512,21 @@ reset:
 		tcp_send_reset_for(st, seg);
 		tcb_drop(st, tcb, ECONNRESET);
 		return false;
+	}
+	/* Sixth, the URG bit (RFC 9293 §3.10.7.4; the pointer marks the byte after the urgent
+	 * one, RFC 6093). The data stays inline: remember where the mark is, unless it was
+	 * read already or is no newer than the one known (Linux's tcp_check_urg). */
+	if ((h->flags & TERN_TH_URG) && h->urp &&
+	    (s == TERN_STATE_ESTABLISHED || s == TERN_STATE_FIN_WAIT_1 ||
+	     s == TERN_STATE_FIN_WAIT_2)) {
+		uint32_t ptr = h->seq + h->urp - 1;
+		if (!seq_lt(ptr, tcb->rcv_nxt) &&
+		    !((tcb->tf & TF_URG_SEEN) && tcb->xo && !seq_gt(ptr, tcb->xo->rcv_up)) &&
+		    tcb_opts(&tcb->xo)) {
+			tcb->xo->rcv_up = ptr;
+			tcb->tf |= TF_URG_SEEN;
+			stack_notify(st, tcb);
+		}
 	}
 	bool fin_in = false;
 	if (len || fin) {
@@ -682,7 +705,7 @@ static void ack_snd_check(struct tern_stack *st, struct tern_tcb *tcb)
 	if (!(tcb->tf & TF_DACK) || (tcb->tf & TF_ACKNOW))
 		return;
 	bool quick = tcb->h.spare && !(tcb->tf & TF_PINGPONG);
-	bool ooo = tcb->rcvq && tcb->rcvq->nooo;
+	bool ooo = tcb->rcvq && (tcb->rcvq->nooo || tcb->rcvq->ooo_fin);
 	bool two_segs = tcb->rcv_nxt - tcb->rcv_wup > tcb->rcv_mss &&
 			tcp_window_now(st, tcb) >= tcb->rcv_wnd;
 	if (two_segs || quick || ooo) {
@@ -729,7 +752,8 @@ static bool fast_path(struct tern_stack *st, struct tern_tcb *tcb, const struct 
 	struct ring *r = tcb->rcvq;
 	if (len) {
 		uint32_t wnd = tcb->rcv_wup + tcb->rcv_wnd - tcb->rcv_nxt;
-		if ((int32_t)wnd < (int32_t)len || (r && (r->nooo || r->len + len > r->cap)))
+		if ((int32_t)wnd < (int32_t)len ||
+		    (r && (r->nooo || r->ooo_fin || r->len + len > r->cap)))
 			return false;
 		if (!r && !(r = tcb->rcvq = ring_get(st, tcb_rcvbuf(st, tcb))))
 			return false;

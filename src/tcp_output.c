@@ -252,8 +252,16 @@ void tcp_persist_arm(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	uint64_t base = TERN_MAX(tcb->rto_ms, st->set.rto_min_ms);
 	uint64_t when = base << (tcb->backoff < 31 ? tcb->backoff : 31);
+	when = TERN_MIN(when, (uint64_t)st->set.rto_max_ms);
+	const struct tcb_opts *xo = tcb->xo;
+	if (xo && xo->user_timeout_ms && xo->probing) {
+		/* The probe that would come after the user timeout comes at it instead (Linux's
+		 * tcp_clamp_probe0_to_user_timeout). */
+		int32_t left = (int32_t)(xo->user_timeout_ms - (st->now - xo->probes_tstamp));
+		when = TERN_MIN(when, (uint64_t)(left > 1 ? left : 1));
+	}
 	tcb->tf |= TF_PERSIST;
-	tcb_timer_set(st, tcb, T_RTX, (uint32_t)TERN_MIN(when, (uint64_t)st->set.rto_max_ms));
+	tcb_timer_set(st, tcb, T_RTX, (uint32_t)when);
 }
 
 /* Start (or keep) the retransmission timer for data now in flight. */
@@ -371,7 +379,12 @@ void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
 						break;
 					}
 				} else if (tcb->tf & TF_CORK) {
-					break; /* corked: partial segments wait for more data */
+					/* Corked: partial segments wait for more data, but with
+					 * nothing in flight the persist timer sends them after
+					 * max(RTO, 200 ms), the ceiling of tcp(7) (Linux's
+					 * tcp_check_probe_timer). */
+					blocked = true;
+					break;
 				} else if (!(tcb->tf & TF_NODELAY) && seq_gt(tcb->snd_sml, tcb->snd_una) &&
 					   seq_le(tcb->snd_sml, tcb->snd_nxt)) {
 					/* Nagle (RFC 896) in Minshall's form, as Linux: one small
@@ -434,7 +447,11 @@ void tcp_retransmit(struct tern_stack *st, struct tern_tcb *tcb)
 	}
 	tcb->snd_nxt = tcb->snd_una;
 	if (!tcb->snd_wnd && (tcb->tf & TF_SYN_ACKED)) {
+		/* A window probe: the byte goes beyond the window and the receiver drops it, so
+		 * sending resumes at SND.UNA when the window opens (as Linux, which marks the
+		 * whole flight lost and starts again from its head). */
 		xmit_head(st, tcb, 1);
+		tcb->snd_nxt = tcb->snd_una;
 		return;
 	}
 	tcp_output(st, tcb);
@@ -452,12 +469,18 @@ void tcp_persist_probe(struct tern_stack *st, struct tern_tcb *tcb)
 	uint32_t room = seq_lt(nxt, edge) ? edge - nxt : 0;
 	uint32_t avail = seq_lt(nxt, end) ? end - nxt : 0;
 	uint32_t len = TERN_MIN(TERN_MIN(avail, room), (uint32_t)tcb->mss);
-	st->stats.tcp_window_probes++;
 	if (!len) {
+		st->stats.tcp_window_probes++; /* only data-less probes (Linux's TCPWinProbe) */
 		tcp_send_probe(st, tcb);
 		return;
 	}
 	uint16_t flags = TERN_TH_ACK | (nxt + len == end ? TERN_TH_PSH : 0);
+	if (seq_ge(nxt, tcb->snd_max) && !(tcb->tf & TF_RTT_VALID)) {
+		/* New data, never sent: its ACK is a valid RTT sample (RFC 6298 §3). */
+		tcb->rtt_seq = nxt + len;
+		tcb->rtt_start = (uint32_t)st->now_us;
+		tcb->tf |= TF_RTT_VALID;
+	}
 	tcp_xmit(st, tcb, nxt, flags, nxt - start, len);
 	tcb->snd_nxt = nxt + len;
 	if (seq_gt(tcb->snd_nxt, tcb->snd_max))

@@ -15,18 +15,6 @@ static uint32_t deadline_after(const struct tern_stack *st, uint32_t ms)
 	return st->now + ms + (st->now_us % 1000 ? 1 : 0);
 }
 
-/* Keepalive: the next probe is due keepidle after the last segment received, then every
- * keepintvl per probe already sent (Linux's keepalive_time_elapsed()). */
-static uint32_t keep_deadline(const struct tern_stack *st, const struct tern_tcb *tcb)
-{
-	return tcb->last_rcv + tcb_keepidle(st, tcb) + tcb->probes * tcb_keepintvl(st, tcb);
-}
-
-static uint32_t timer_deadline(const struct tern_stack *st, const struct tern_tcb *tcb, int k)
-{
-	return k == T_KEEP ? keep_deadline(st, tcb) : tcb->t_exp[k];
-}
-
 static void node_arm(struct tern_stack *st, struct tern_tcb *tcb, uint32_t when)
 {
 	if (!tw_armed(&tcb->tn) || tw_tick_before(when, tcb->tn.expires))
@@ -36,10 +24,7 @@ static void node_arm(struct tern_stack *st, struct tern_tcb *tcb, uint32_t when)
 void tcb_timer_set(struct tern_stack *st, struct tern_tcb *tcb, enum tcb_timer k, uint32_t ms)
 {
 	uint32_t when = deadline_after(st, ms);
-	if (k == T_KEEP)
-		when = keep_deadline(st, tcb);
-	else
-		tcb->t_exp[k] = when;
+	tcb->t_exp[k] = when;
 	tcb->timers |= (uint8_t)(1u << k);
 	node_arm(st, tcb, when);
 }
@@ -183,7 +168,19 @@ static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 		/* The persist timer (Linux's tcp_probe_timer): probes continue for as long as
 		 * the peer answers them, since every answer resets the count (RFC 1122
 		 * §4.2.2.17); a peer that stays silent for `boundary` probes is given up. */
-		if (tcb->probes >= boundary) {
+		bool timed_out = tcb->probes >= boundary;
+		if (tcb->xo && tcb->xo->user_timeout_ms) {
+			/* A user timeout counts from the first probe, answered or not, until the
+			 * window opens (Linux's icsk_probes_tstamp). */
+			struct tcb_opts *xo = tcb->xo;
+			if (!xo->probing) {
+				xo->probing = true;
+				xo->probes_tstamp = st->now;
+			} else if ((uint32_t)(st->now - xo->probes_tstamp) >= xo->user_timeout_ms) {
+				timed_out = true;
+			}
+		}
+		if (timed_out) {
 			st->stats.tcp_timeouts++;
 			tcb_drop(st, tcb, ETIMEDOUT);
 			return false;
@@ -210,8 +207,14 @@ static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 	if (!tcb->snd_wnd && !(tcb->tf & TF_ORPHAN)) {
 		/* The peer shrank its window to zero: these retransmissions are window probes
 		 * and must not time out a peer that still answers; only one silent for
-		 * rto_max gives up (Linux's tcp_retransmit_timer; RFC 9293 §3.8.6.1). */
-		if ((uint32_t)(st->now - tcb->last_rcv) > st->set.rto_max_ms) {
+		 * rto_max gives up (Linux's tcp_retransmit_timer; RFC 9293 §3.8.6.1). A user
+		 * timeout bounds it whatever the peer says: answers that keep the window shut
+		 * are no progress (Linux's tcp_rtx_probe0_timed_out). */
+		uint32_t ut = tcb->xo ? tcb->xo->user_timeout_ms : 0;
+		uint32_t silence = st->now - tcb->last_rcv, limit = st->set.rto_max_ms;
+		if (ut)
+			limit = TERN_MIN(limit, ut);
+		if ((ut && (uint32_t)(st->now - tcb->retrans_stamp) > ut) || silence > limit) {
 			st->stats.tcp_timeouts++;
 			tcb_drop(st, tcb, ETIMEDOUT);
 			return false;
@@ -263,27 +266,28 @@ static void dack_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 
 /* Keepalive (RFC 1122 §4.2.3.6, Linux's tcp_keepalive_timer): after keepidle without a
  * segment from the peer, a probe every keepintvl; keepcnt unanswered probes (or, with
- * TCP_USER_TIMEOUT, that long without an answer) reset the connection with ETIMEDOUT. */
+ * TCP_USER_TIMEOUT, that long without an answer) reset the connection with ETIMEDOUT. The
+ * timer is not moved per segment: when it fires it measures the silence since the last
+ * segment (last_rcv) and sleeps again for whatever of keepidle is left. */
 static bool keep_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	int s = tcb->h.state;
 	if (!(tcb->tf & TF_KEEPALIVE) || s == TERN_STATE_CLOSED || s == TERN_STATE_LISTEN ||
 	    s == TERN_STATE_SYN_SENT || s == TERN_STATE_SYN_RCVD)
 		return true;
+	uint32_t keepidle = tcb_keepidle(st, tcb);
 	if (tcb->snd_una != tcb->snd_max || ring_len(tcb->sndq)) {
 		/* Data is in flight or waiting: the retransmission or persist timer watches
 		 * the peer; look again a whole idle period from now. */
-		tcb->last_rcv = st->now;
-		tcb->probes = 0;
-		tcb_timer_set(st, tcb, T_KEEP, 0);
+		tcb_timer_set(st, tcb, T_KEEP, keepidle);
 		return true;
 	}
-	if (tick_before(st->now, keep_deadline(st, tcb))) {
-		tcb_timer_set(st, tcb, T_KEEP, 0); /* the peer spoke meanwhile */
+	uint32_t idle = st->now - tcb->last_rcv;
+	if (idle < keepidle) {
+		tcb_timer_set(st, tcb, T_KEEP, keepidle - idle); /* the peer spoke meanwhile */
 		return true;
 	}
 	uint32_t ut = tcb->xo ? tcb->xo->user_timeout_ms : 0;
-	uint32_t idle = st->now - tcb->last_rcv;
 	if ((ut && idle >= ut && tcb->probes) || (!ut && tcb->probes >= tcb_keepcnt(st, tcb))) {
 		st->stats.tcp_timeouts++;
 		st->stats.tcp_keepalive_drops++;
@@ -295,8 +299,9 @@ static bool keep_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 	}
 	st->stats.tcp_keepalive_probes++;
 	tcp_send_probe(st, tcb);
-	tcb->probes++;
-	tcb_timer_set(st, tcb, T_KEEP, 0);
+	if (tcb->probes < 255)
+		tcb->probes++;
+	tcb_timer_set(st, tcb, T_KEEP, tcb_keepintvl(st, tcb));
 	return true;
 }
 
@@ -312,7 +317,7 @@ void timer_fire(void *ctx, struct tw_node *n)
 	struct tern_tcb *tcb = (struct tern_tcb *)h;
 	for (int k = 0; k < T_COUNT; k++) {
 		if (!tcb_timer_armed(tcb, (enum tcb_timer)k) ||
-		    tick_before(st->now, timer_deadline(st, tcb, k)))
+		    tick_before(st->now, tcb->t_exp[k]))
 			continue;
 		tcb->timers &= (uint8_t)~(1u << k);
 		bool open = true;
@@ -332,7 +337,7 @@ void timer_fire(void *ctx, struct tw_node *n)
 	for (int k = 0; k < T_COUNT; k++) {
 		if (!tcb_timer_armed(tcb, (enum tcb_timer)k))
 			continue;
-		uint32_t d = timer_deadline(st, tcb, k);
+		uint32_t d = tcb->t_exp[k];
 		if (!any || tw_tick_before(d, first))
 			first = d;
 		any = true;
@@ -340,8 +345,8 @@ void timer_fire(void *ctx, struct tw_node *n)
 	node_arm(st, tcb, first);
 }
 
-/* SO_KEEPALIVE on an open connection: watch for idleness (nothing is touched per segment:
- * the deadline follows last_rcv). Off: stop. */
+/* SO_KEEPALIVE on an open connection: the first look comes keepidle from now (Linux's
+ * tcp_set_keepalive). Off: stop. */
 void tcb_keepalive_reset(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	int s = tcb->h.state;
@@ -353,5 +358,16 @@ void tcb_keepalive_reset(struct tern_stack *st, struct tern_tcb *tcb)
 		return;
 	}
 	tcb->probes = 0;
-	tcb_timer_set(st, tcb, T_KEEP, 0);
+	tcb_timer_set(st, tcb, T_KEEP, tcb_keepidle(st, tcb));
+}
+
+/* TCP_KEEPIDLE changed on a watched connection: the next look comes when the new idle time
+ * has passed since the last segment, or now if it already has (Linux's
+ * tcp_sock_set_keepidle_locked). */
+void tcb_keepidle_changed(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	if (!tcb_timer_armed(tcb, T_KEEP))
+		return;
+	uint32_t idle = st->now - tcb->last_rcv, keepidle = tcb_keepidle(st, tcb);
+	tcb_timer_set(st, tcb, T_KEEP, keepidle > idle ? keepidle - idle : 0);
 }

@@ -2553,16 +2553,25 @@ TEST(states_established_rto_doubles_per_retransmission)
 		CHECK_EQ(info(p).rto_us, 300000u << (i + 1));
 		CHECK_EQ(info(p).retransmits, i + 1);
 	}
-	/* An ACK ends the backoff: new data is timed with the plain RTO again. */
+	/* The ACK of a retransmitted segment is no RTT sample (Karn): the backed-off RTO
+	 * stays (RFC 6298 §5 note) and times the next new segment too. */
 	peer_inject(p, ACK, p->snd_nxt, p->iss + 21, p->win, NULL, 0, NULL);
 	PEER_EXPECT_NONE(p);
-	CHECK_EQ(info(p).rto_us, 300000);
-	uint64_t t2 = p->now;
+	CHECK_EQ(info(p).rto_us, 9600000);
+	CHECK_EQ(info(p).retransmits, 0);
 	CHECK_EQ(tern_send(p->st, p->fd, msg, 5, 0), 5);
 	PEER_EXPECT(p, ACK | PSH, p->iss + 21, p->irs + 1, W, 5);
-	REQUIRE(peer_run_timers_until(p, t2 + 100 * PEER_S));
-	PEER_EXPECT(p, ACK | PSH, p->iss + 21, p->irs + 1, W, 5);
-	CHECK_EQ(p->last_t, t2 + 300 * PEER_MS);
+	/* That segment's ACK after 100 ms is a sample: the estimate's RTO is back. */
+	peer_advance(p, 100 * PEER_MS);
+	peer_inject(p, ACK, p->snd_nxt, p->iss + 26, p->win, NULL, 0, NULL);
+	PEER_EXPECT_NONE(p);
+	CHECK_EQ(info(p).rto_us, 300000);
+	uint64_t t3 = p->now;
+	CHECK_EQ(tern_send(p->st, p->fd, msg, 5, 0), 5);
+	PEER_EXPECT(p, ACK | PSH, p->iss + 26, p->irs + 1, W, 5);
+	REQUIRE(peer_run_timers_until(p, t3 + 100 * PEER_S));
+	PEER_EXPECT(p, ACK | PSH, p->iss + 26, p->irs + 1, W, 5);
+	CHECK_EQ(p->last_t, t3 + 300 * PEER_MS);
 	peer_free(p);
 }
 
