@@ -48,10 +48,19 @@ ip -n "$VB" link set tbv1 up
 ip -n "$VA" link set lo up
 ip -n "$VB" link set lo up
 
-in=""; out=""; veth=""
+# The kernel's receive processing of what tern writes runs inside tern's write() call, on
+# tern's CPU, unless receive packet steering hands it to another CPU (rps_cpus): measured
+# both ways. (ip netns exec mounts the namespace's own /sys.)
+RPS=/sys/class/net/tern0/queues/rx-0/rps_cpus
+rps() { ip netns exec "$NS" sh -c "echo $1 > $RPS"; }
+in=""; out=""; outr=""; veth=""
 for r in $(seq "$ROUNDS"); do
 	in="$in $(pin0 ip netns exec "$NS" "$B/bench/kbulk" send 10.9.0.2 9 "$BYTES" | field gbps)"
 	out="$out $(pin0 ip netns exec "$NS" "$B/bench/kbulk" recv 10.9.0.2 19 | field gbps)"
+	if rps 1 2>/dev/null; then
+		outr="$outr $(pin0 ip netns exec "$NS" "$B/bench/kbulk" recv 10.9.0.2 19 | field gbps)"
+		rps 0
+	fi
 	$TASKSET ip netns exec "$VB" "$B/bench/kbulk" sink 5001 >/tmp/tern-bench-sink.$$ &
 	SPID=$!
 	pin0 ip netns exec "$VA" "$B/bench/kbulk" send 10.10.0.2 5001 "$BYTES" >/dev/null
@@ -62,4 +71,6 @@ done
 mi=$(echo "$in" | median); mo=$(echo "$out" | median); mv=$(echo "$veth" | median)
 printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> tern over TUN, MTU 1500" "$mi" "$in"
 printf '%-46s median %7s Gbit/s   [%s ]\n' "tern -> kernel over TUN, MTU 1500" "$mo" "$out"
+[ -n "$outr" ] && printf '%-46s median %7s Gbit/s   [%s ]\n' \
+	"tern -> kernel, kernel's receive on CPU 0 (RPS)" "$(echo "$outr" | median)" "$outr"
 printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> kernel over veth, MTU 1500" "$mv" "$veth"

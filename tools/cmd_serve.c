@@ -84,6 +84,7 @@ struct server {
 	unsigned max_conns, idle_s;
 	/* what was served */
 	uint64_t accepted, bytes_in, bytes_out, resets, timeouts;
+	uint64_t aborted;          /* reset by tern at the end of the grace period */
 	uint64_t status_count[6]; /* by status / 100 */
 };
 
@@ -743,7 +744,10 @@ int cmd_serve(int argc, char **argv)
 				if (!c)
 					continue;
 				c->draining = true;
-				if (c->svc == SVC_ECHO)
+				/* echo and discard: a FIN now; the connection ends when the
+				 * peer's FIN comes back (what arrives meanwhile is read and
+				 * dropped, so nothing unread turns the close into a RST). */
+				if (c->svc == SVC_ECHO || c->svc == SVC_DISCARD)
 					tern_shutdown(s.n.st, c->fd, TERN_SHUT_WR);
 				if (c->svc == SVC_HTTP && !c->in_response)
 					conn_close(&s, c, "closed: shutting down");
@@ -765,6 +769,7 @@ int cmd_serve(int argc, char **argv)
 				for (size_t fd = 0; fd < s.capconns; fd++)
 					if (s.conns[fd]) {
 						tern_abort(s.n.st, (int)fd);
+						s.aborted++;
 						conn_free(&s, s.conns[fd]);
 					}
 				break;
@@ -804,8 +809,11 @@ int cmd_serve(int argc, char **argv)
 		printf("; http responses 2xx %llu, 4xx %llu, 5xx %llu",
 		       (unsigned long long)s.status_count[2], (unsigned long long)s.status_count[4],
 		       (unsigned long long)s.status_count[5]);
-	printf("; %llu reset, %llu timed out\n", (unsigned long long)s.resets,
+	printf("; %llu reset, %llu timed out", (unsigned long long)s.resets,
 	       (unsigned long long)s.timeouts);
+	if (s.aborted)
+		printf(", %llu reset by tern after the grace period", (unsigned long long)s.aborted);
+	printf("\n");
 	print_listing(&s, stdout);
 	for (size_t fd = 0; fd < s.capconns; fd++)
 		if (s.conns[fd])
