@@ -53,7 +53,22 @@ ip -n "$VB" link set lo up
 # both ways. (ip netns exec mounts the namespace's own /sys.)
 RPS=/sys/class/net/tern0/queues/rx-0/rps_cpus
 rps() { ip netns exec "$NS" sh -c "echo $1 > $RPS"; }
-in=""; out=""; outr=""; veth=""
+# The veth reference twice: as configured (TSO, GSO and GRO on: 64 KiB packets inside the
+# kernel) and, when ethtool is there, with them off, so that it too moves 1500-byte packets.
+vethoff() {
+	command -v ethtool >/dev/null 2>&1 || return 1
+	ip netns exec "$VA" ethtool -K tbv0 tso "$1" gso "$1" gro "$1" >/dev/null 2>&1 &&
+		ip netns exec "$VB" ethtool -K tbv1 tso "$1" gso "$1" gro "$1" >/dev/null 2>&1
+}
+veth_run() {
+	$TASKSET ip netns exec "$VB" "$B/bench/kbulk" sink 5001 >/tmp/tern-bench-sink.$$ &
+	SPID=$!
+	pin0 ip netns exec "$VA" "$B/bench/kbulk" send 10.10.0.2 5001 "$BYTES" >/dev/null
+	wait $SPID
+	field gbps </tmp/tern-bench-sink.$$
+	rm -f /tmp/tern-bench-sink.$$
+}
+in=""; out=""; outr=""; veth=""; vetho=""
 for r in $(seq "$ROUNDS"); do
 	in="$in $(pin0 ip netns exec "$NS" "$B/bench/kbulk" send 10.9.0.2 9 "$BYTES" | field gbps)"
 	out="$out $(pin0 ip netns exec "$NS" "$B/bench/kbulk" recv 10.9.0.2 19 | field gbps)"
@@ -61,12 +76,11 @@ for r in $(seq "$ROUNDS"); do
 		outr="$outr $(pin0 ip netns exec "$NS" "$B/bench/kbulk" recv 10.9.0.2 19 | field gbps)"
 		rps 0
 	fi
-	$TASKSET ip netns exec "$VB" "$B/bench/kbulk" sink 5001 >/tmp/tern-bench-sink.$$ &
-	SPID=$!
-	pin0 ip netns exec "$VA" "$B/bench/kbulk" send 10.10.0.2 5001 "$BYTES" >/dev/null
-	wait $SPID
-	veth="$veth $(field gbps </tmp/tern-bench-sink.$$)"
-	rm -f /tmp/tern-bench-sink.$$
+	veth="$veth $(veth_run)"
+	if vethoff off; then
+		vetho="$vetho $(veth_run)"
+		vethoff on
+	fi
 done
 mi=$(echo "$in" | median); mo=$(echo "$out" | median); mv=$(echo "$veth" | median)
 printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> tern over TUN, MTU 1500" "$mi" "$in"
@@ -74,3 +88,5 @@ printf '%-46s median %7s Gbit/s   [%s ]\n' "tern -> kernel over TUN, MTU 1500" "
 [ -n "$outr" ] && printf '%-46s median %7s Gbit/s   [%s ]\n' \
 	"tern -> kernel, kernel's receive on CPU 0 (RPS)" "$(echo "$outr" | median)" "$outr"
 printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> kernel over veth, MTU 1500" "$mv" "$veth"
+[ -n "$vetho" ] && printf '%-46s median %7s Gbit/s   [%s ]\n' \
+	"kernel -> kernel over veth, TSO/GSO/GRO off" "$(echo "$vetho" | median)" "$vetho"

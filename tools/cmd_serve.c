@@ -85,6 +85,7 @@ struct server {
 	/* what was served */
 	uint64_t accepted, bytes_in, bytes_out, resets, timeouts;
 	uint64_t aborted;          /* reset by tern at the end of the grace period */
+	uint64_t now;              /* the loop's clock, read once per turn */
 	uint64_t status_count[6]; /* by status / 100 */
 };
 
@@ -193,7 +194,7 @@ static int drain_input(struct server *s, struct conn *c)
 		if (len == 0)
 			return 1;
 		c->bytes_in += (uint64_t)len;
-		c->last_active = tern_tun_clock();
+		c->last_active = s->now;
 		tern_recv_consume(s->n.st, c->fd, (size_t)len);
 	}
 }
@@ -246,7 +247,7 @@ static void step_echo(struct server *s, struct conn *c)
 		tern_recv_consume(s->n.st, c->fd, moved);
 		c->bytes_in += moved;
 		c->bytes_out += moved;
-		c->last_active = tern_tun_clock();
+		c->last_active = s->now;
 	}
 }
 
@@ -306,7 +307,7 @@ static void step_source(struct server *s, struct conn *c)
 		c->pos += k;
 		c->left -= k;
 		c->bytes_out += k;
-		c->last_active = tern_tun_clock();
+		c->last_active = s->now;
 	}
 	conn_close(s, c, c->draining ? "closed: shutting down" : "sent everything");
 }
@@ -413,7 +414,7 @@ static void step_http(struct server *s, struct conn *c)
 			}
 			if (!rc)
 				return;
-			c->last_active = tern_tun_clock();
+			c->last_active = s->now;
 			c->in_response = false;
 			http_file_close(&c->file);
 			if (!c->keep_alive || c->draining) {
@@ -441,7 +442,7 @@ static void step_http(struct server *s, struct conn *c)
 				c->peer_eof = true;
 			c->req_len += (size_t)k;
 			c->bytes_in += (uint64_t)k;
-			c->last_active = tern_tun_clock();
+			c->last_active = s->now;
 			continue;
 		}
 		if (used == 0) {
@@ -508,7 +509,7 @@ static void accept_all(struct server *s, int li)
 		c->fd = fd;
 		c->svc = s->ls[li].svc;
 		c->id = ++s->next_id;
-		c->t0 = c->last_active = tern_tun_clock();
+		c->t0 = c->last_active = s->now;
 		c->left = s->source_bytes;
 		c->file.fd = -1;
 		fmt_ep(c->peer, sizeof(c->peer), peer.addr, peer.port);
@@ -699,7 +700,7 @@ int cmd_serve(int argc, char **argv)
 			fprintf(stderr, "tern serve: %s on port %u\n", svc_info[s.ls[i].svc].name,
 				s.ls[i].port);
 	}
-	uint64_t now = tern_tun_clock();
+	uint64_t now = s.now = tern_tun_clock();
 	uint64_t next_stats = stats_s ? now + (uint64_t)stats_s * 1000000u : UINT64_MAX;
 	uint64_t next_sweep = now + 1000000u, deadline = UINT64_MAX;
 	bool draining = false;
@@ -722,7 +723,7 @@ int cmd_serve(int argc, char **argv)
 				}
 			}
 		}
-		now = tern_tun_clock();
+		now = s.now;
 		if (got_usr1) {
 			got_usr1 = 0;
 			print_listing(&s, stdout);
@@ -792,6 +793,7 @@ int cmd_serve(int argc, char **argv)
 			wake = deadline;
 		int timeout = wake > now ? (int)((wake - now + 999) / 1000) : 0;
 		int rc = tern_tun_wait(s.n.tun, NULL, 0, timeout);
+		s.now = tern_tun_clock();
 		if (rc < 0 && rc != -EINTR) {
 			fprintf(stderr, "tern serve: waiting: %s\n", strerror(-rc));
 			status = 1;

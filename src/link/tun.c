@@ -521,8 +521,32 @@ int tern_tun_wait(struct tern_tun *t, struct pollfd *fds, unsigned nfds, int tim
 	release_held(t, now);
 	if (t->st)
 		tern_stack_poll(t->st, now);
-	/* Sleep until the first of: the caller's limit, the stack's next timer, the next held
-	 * packet. The stack's timers have millisecond ticks; ppoll sleeps to the microsecond. */
+	/* Busy: packets already wait (the answers to what was just written often do, since
+	 * the kernel processes a written packet within the write). Take them without sleeping,
+	 * and look at the caller's descriptors without a timeout, which spares the timer a
+	 * sleeping poll arms. */
+	int rc = 0;
+	if (device_read(t, now)) {
+		t->stats.wakeups++;
+		if (nfds) {
+			rc = poll(fds, nfds, 0);
+			if (rc < 0) {
+				int err = errno;
+				for (unsigned i = 0; i < nfds; i++)
+					fds[i].revents = 0;
+				return -err;
+			}
+		}
+		release_held(t, now);
+		if (t->st)
+			tern_stack_poll(t->st, now);
+		if (p != local)
+			free(p);
+		return rc;
+	}
+	/* Idle: sleep until the first of the caller's limit, the stack's next timer, the next
+	 * held packet. The stack's timers have millisecond ticks; ppoll sleeps to the
+	 * microsecond. */
 	uint64_t due = t->st ? tern_stack_next_timer(t->st) : TERN_TIME_NEVER;
 	if (t->nheap && t->heap[0].t < due)
 		due = t->heap[0].t;
@@ -542,7 +566,7 @@ int tern_tun_wait(struct tern_tun *t, struct pollfd *fds, unsigned nfds, int tim
 		p[i + 1] = fds[i];
 		p[i + 1].revents = 0;
 	}
-	int rc = ppoll(p, nfds + 1, tsp, NULL);
+	rc = ppoll(p, nfds + 1, tsp, NULL);
 	int err = rc < 0 ? errno : 0;
 	now = tern_tun_clock();
 	if (rc > 0 && (p[0].revents & POLLIN)) {
