@@ -27,8 +27,16 @@ TOOL_LIB_OBJS := $(TOOL_LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 HDRS := $(wildcard include/tern/*.h src/*.h src/link/*.h tools/*.h tests/*.h)
+# The fuzz targets (make fuzz, make fuzz-run) and their corpus replay in the tests.
+-include tests/fuzz/fuzz.mk
 
-all: $(BUILD)/libtern.a $(BUILD)/libtern.so $(BUILD)/tern
+# packetdrill's shared-object adapter (tools/packetdrill/, docs/packetdrill.md). The test
+# binary links the adapter in directly and drives it as packetdrill does.
+PD_SO := $(BUILD)/libtern_packetdrill.so
+PD_ADAPTER_OBJ := $(BUILD)/tools/packetdrill/adapter.o
+HDRS += tools/packetdrill/pd_interface.h
+
+all: $(BUILD)/libtern.a $(BUILD)/libtern.so $(BUILD)/tern $(PD_SO)
 
 $(BUILD)/src/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -50,8 +58,10 @@ $(BUILD)/libtern.so: $(LIB_PIC_OBJS)
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
 $(BUILD)/tern: $(BUILD)/tools/tern.o $(TOOL_LIB_OBJS) $(BUILD)/libtern.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
-$(BUILD)/tern_tests: $(TEST_OBJS) $(TOOL_LIB_OBJS) $(BUILD)/libtern.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+$(BUILD)/tern_tests: $(TEST_OBJS) $(TOOL_LIB_OBJS) $(PD_ADAPTER_OBJ) $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $^ -lm
+$(PD_SO): tools/packetdrill/adapter.c $(HDRS) $(LIB_PIC_OBJS)
+	$(CC) $(CFLAGS_ALL) -fPIC -shared -pthread -o $@ tools/packetdrill/adapter.c $(LIB_PIC_OBJS) $(LDFLAGS_ALL)
 # The kernel-side peer of the interop tests (tests/test_interop.c): a program of its own,
 # outside tests/*.c so that the test binary does not take it in.
 $(BUILD)/kpeer: tests/kpeer/kpeer.c
