@@ -394,7 +394,11 @@ reset:
 		if (tcb->h.state == TERN_STATE_SYN_RCVD && !(tcb->tf & TF_PASSIVE) &&
 		    (f & TERN_TH_ACK) && len == 0 && !fin && seq + 1 == tcb->rcv_nxt &&
 		    h->ack == tcb->snd_max) {
-			seq++; /* the SYN is already counted */
+			/* The SYN is already counted; its repetition is still answered with an
+			 * ACK at once, as RFC 5961 §4 asks for a SYN in a synchronized state
+			 * and as Linux does (tcp_data_queue sees an old segment). */
+			seq++;
+			tcb->tf |= TF_ACKNOW;
 		} else {
 			challenge_ack(st, tcb, seg);
 			return true;
@@ -657,6 +661,10 @@ static bool syn_rcvd_passive_input(struct tern_stack *st, struct tern_tcb *tcb,
 		if (!oow_rate_limited(st, tcb, seg, false)) {
 			tcb->snd_nxt = tcb->iss;
 			tcp_send_syn(st, tcb);
+			/* Linux restarts the SYN-ACK timer from now with the backoff reached
+			 * (tcp_check_req: timeout << num_timeout), so the next SYN-ACK comes one
+			 * full interval after this one. */
+			tcb_timer_set(st, tcb, T_RTX, tcb->rto_ms);
 		}
 		return true;
 	}

@@ -74,7 +74,10 @@ uint32_t tcp_select_window(struct tern_stack *st, struct tern_tcb *tcb)
  * delack_min, at most delack_max and at most the smoothed RTT. */
 uint32_t tcb_ato(const struct tern_stack *st, const struct tern_tcb *tcb)
 {
-	uint32_t ato = tcb->tn.user ? tcb->tn.user : st->set.delack_min_ms;
+	/* Before any data has arrived ato is 0, as Linux's icsk_ack.ato, which its first data
+	 * sets to delack_min (event_data_recv): an ACK owed by then (a FIN that comes first)
+	 * leaves at the next tick, not 40 ms later. */
+	uint32_t ato = tcb->tn.user;
 	if (ato > st->set.delack_min_ms) {
 		uint32_t cap = st->set.delack_max_ms;
 		uint32_t rtt = tcb->srtt_us / 1000;

@@ -701,7 +701,7 @@ void peer_to_close_wait(struct peer *p)
 	ensure_established(p);
 	peer_inject(p, TERN_TH_FIN | TERN_TH_ACK, p->snd_nxt, p->rcv_nxt, p->win, NULL, 0, NULL);
 	p->snd_nxt++;
-	need_none(p, "the peer's FIN (its ACK is delayed)");
+	need_none(p, "the peer's FIN (its ACK waits for the delayed-ACK timer)");
 	need_state(p, TERN_STATE_CLOSE_WAIT, true);
 	if (!peer_run_timers_until(p, p->now + 40 * PEER_MS))
 		FATAL("state helper: no delayed ACK of the FIN within 40 ms");

@@ -210,7 +210,8 @@ void peer_to_fin_wait_1(struct peer *p, enum peer_how how);
 void peer_to_fin_wait_2(struct peer *p, enum peer_how how);
 void peer_to_closing(struct peer *p, enum peer_how how);
 void peer_to_time_wait(struct peer *p, enum peer_how how);
-/* The peer's FIN and the stack's delayed ACK (40 ms later) are both done. */
+/* The peer's FIN and the stack's delayed ACK of it are both done (at once when no data came
+ * first, ato being 0 then; 40 ms later after data). */
 void peer_to_close_wait(struct peer *p);
 void peer_to_last_ack(struct peer *p, enum peer_how how);
 

@@ -643,3 +643,52 @@ TEST(pd_adapter_errors_and_foreign_descriptors)
 	int fds[] = {fd, c, ud};
 	pdt_free(&p, fds, 3);
 }
+
+/* Wait (real time, bounded) for the call thread to finish. */
+static int pdt_thread_wait_real(struct pdt_thread *t, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (pdt_thread_done(t))
+			return 1;
+		usleep(1000);
+	}
+	return pdt_thread_done(t);
+}
+
+static void pdt_watchdog_case(const char *flags, int expect_done)
+{
+	/* packetdrill waits outside the adapter (for the call thread to go idle) while the
+	 * call waits for a tern timer less than a tick ahead: only the watchdog, after 20 ms
+	 * of real quiet, moves the clock there. */
+	struct pdt p;
+	pdt_init(&p, flags);
+	void *u = p.ifc.userdata;
+	int fd = p.ifc.socket(u, AF_INET, SOCK_STREAM, 0);
+	struct pdt_thread t;
+	pdt_thread_start(&t, &p, PDT_CONNECT, fd, 0);
+	REQUIRE(pdt_recv(&p));
+	REQUIRE(pdt_recv(&p)); /* the one retransmission, 1 s later; failure 2 s after it */
+	long long t_syn = p.t_us;
+	REQUIRE_EQ(p.ifc.usleep(u, (useconds_t)(t_syn + 2000000 - 500 - pdt_now(&p))), 0);
+	CHECK(!pdt_thread_done(&t));
+	int done = pdt_thread_wait_real(&t, expect_done ? 3000 : 200);
+	CHECK_EQ(done, expect_done);
+	if (!done)
+		REQUIRE_EQ(p.ifc.usleep(u, 10000), 0); /* moving the clock ends it */
+	pdt_thread_join(&t);
+	CHECK_EQ(t.result, -1);
+	CHECK_EQ(t.err, ETIMEDOUT);
+	CHECK(t.end_us - t_syn >= 2000000 && t.end_us - t_syn <= 2000000 + PDT_TICK);
+	int fds[] = {fd};
+	pdt_free(&p, fds, 1);
+}
+
+TEST(pd_adapter_idle_watchdog_lets_a_due_timer_fire)
+{
+	pdt_watchdog_case("syn_retries=1", 1);
+}
+
+TEST(pd_adapter_idle_watchdog_off)
+{
+	pdt_watchdog_case("syn_retries=1 idle_real_ms=0", 0);
+}

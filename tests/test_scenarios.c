@@ -12,7 +12,9 @@
  *   - RFC 6298: the first RTO is 1 s and doubles on each timeout (§5.5); after one RTT sample
  *     R = 20 ms, SRTT = R and RTTVAR = R/2 (§2.2), RTO = SRTT + max(rto_min 200 ms,
  *     4*RTTVAR = 40 ms) = 220 ms;
- *   - the ACK of a received FIN is delayed by delack_min = 40 ms (Linux's pingpong mode);
+ *   - the ACK of a received FIN is delayed by ato (Linux's pingpong mode), which is 0 until
+ *     the first data arrives (Linux's icsk_ack.ato): in the close scenarios, where no data
+ *     comes before the FIN, it leaves at once; after data it waits delack_min = 40 ms;
  *   - TIME_WAIT lasts 2*MSL = 60 s (MSL 30 s);
  *   - the server application of the close scenarios closes 500 ms after end of stream
  *     (tools/scenario.c), and the client closes at 1 s.
@@ -30,7 +32,7 @@
 #define RTT (2 * OWD)
 #define MSS 1460u               /* mtu 1500 - 40 (IPv4 and TCP headers) */
 #define WIN ((uint16_t)((65535u / MSS) * MSS)) /* 64240 */
-#define DELACK MS(40)           /* delack_min */
+#define DELACK MS(40)           /* delack_min: ato once data has arrived */
 #define RTO_INIT SECS(1)        /* RFC 6298 §2.1 */
 #define RTO_MIN MS(200)         /* Linux's rto_min, the G of RFC 6298 */
 /* RFC 6298 §2.2 after a first sample of one RTT: SRTT + max(G, 4 * RTTVAR), RTTVAR = RTT/2. */
@@ -131,14 +133,18 @@ TEST(scenario_handshake)
 TEST(scenario_simultaneous_open)
 {
 	/* RFC 9293 figure 8: both send SYN; each answers the other's SYN with SYN-ACK carrying
-	 * its own ISN again (a SYN is repeated until it is acknowledged); four segments. */
+	 * its own ISN again (a SYN is repeated until it is acknowledged): four segments carry
+	 * SYN. Each crossing SYN-ACK establishes its receiver, which answers the repeated SYN
+	 * with exactly one ACK (RFC 5961 §4; Linux sends `. 1:1(0) ack 1`): six segments. */
 	struct run *r = run_scn("simultaneous-open");
 	uint32_t ia = r->isn[A], ib = r->isn[B];
 	CHECK_CONNS(r, A, {ESTABLISHED, 5000, 6000});
 	CHECK_CONNS(r, B, {ESTABLISHED, 6000, 5000});
 	CHECK_QUIET(r);
-	CHECK_SENT(r, A, {0, F_SYN, ia, 0, 0, WIN, 0}, {OWD, F_SYN | F_ACK, ia, ib + 1, 0, WIN, 0});
-	CHECK_SENT(r, B, {0, F_SYN, ib, 0, 0, WIN, 0}, {OWD, F_SYN | F_ACK, ib, ia + 1, 0, WIN, 0});
+	CHECK_SENT(r, A, {0, F_SYN, ia, 0, 0, WIN, 0}, {OWD, F_SYN | F_ACK, ia, ib + 1, 0, WIN, 0},
+		   {RTT, F_ACK, ia + 1, ib + 1, 0, WIN, 0});
+	CHECK_SENT(r, B, {0, F_SYN, ib, 0, 0, WIN, 0}, {OWD, F_SYN | F_ACK, ib, ia + 1, 0, WIN, 0},
+		   {RTT, F_ACK, ib + 1, ia + 1, 0, WIN, 0});
 	CHECK_STATES(r, A, {0, CLOSED, SYN_SENT}, {OWD, SYN_SENT, SYN_RCVD}, {RTT, SYN_RCVD, ESTABLISHED});
 	CHECK_STATES(r, B, {0, CLOSED, SYN_SENT}, {OWD, SYN_SENT, SYN_RCVD}, {RTT, SYN_RCVD, ESTABLISHED});
 	CHECK_NO_ERRORS(r, A);
@@ -148,6 +154,8 @@ TEST(scenario_simultaneous_open)
 	CHECK_WIRE(r, 0, 0, 0, 0);
 	CHECK_DELIVERY(r, OWD);
 	CHECK(ia != ib);
+	for (int h = 0; h < 2; h++)
+		CHECK_EQ(stats(r, h)->tcp_challenge_acks, 0); /* an answer, not a challenge */
 	run_free(r);
 }
 
@@ -379,7 +387,8 @@ TEST(scenario_old_duplicate_syn)
 
 TEST(scenario_close)
 {
-	/* RFC 9293 figure 13: FIN, ACK, FIN, ACK. */
+	/* RFC 9293 figure 13: FIN, ACK, FIN, ACK. No data came before the client's FIN, so the
+	 * server's ACK of it leaves at once (ato 0), not after delack_min. */
 	struct run *r = run_scn("close");
 	uint32_t ia = r->isn[A], ib = r->isn[B];
 	const uint64_t b_fin = T_CLOSE + OWD + APP_CLOSE; /* 1.510 */
@@ -388,10 +397,10 @@ TEST(scenario_close)
 	CHECK_QUIET(r);
 	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, 0},
 		   {b_fin + OWD, F_ACK, ia + 2, ib + 2, 0, WIN, 0});
-	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD + DELACK, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
+	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {b_fin, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, 0});
 	CHECK_STATES(r, A, HS_A_STATES, {T_CLOSE, ESTABLISHED, FIN_WAIT_1},
-		     {T_CLOSE + 2 * OWD + DELACK, FIN_WAIT_1, FIN_WAIT_2},
+		     {T_CLOSE + 2 * OWD, FIN_WAIT_1, FIN_WAIT_2},
 		     {b_fin + OWD, FIN_WAIT_2, TIME_WAIT}, {b_fin + OWD + TWAIT, TIME_WAIT, CLOSED});
 	CHECK_STATES(r, B, HS_B_STATES, {T_CLOSE + OWD, ESTABLISHED, CLOSE_WAIT},
 		     {b_fin, CLOSE_WAIT, LAST_ACK}, {b_fin + 2 * OWD, LAST_ACK, CLOSED});
@@ -451,12 +460,12 @@ TEST(scenario_half_close)
 		   {t1 + OWD, F_ACK, ia + 2, ib + 1 + L1, 0, WIN, 0},
 		   {t2 + OWD, F_ACK, ia + 2, ib + 1 + L1 + L2, 0, WIN, 0},
 		   {tc + OWD, F_ACK, ia + 2, ib + 1 + L1 + L2 + 1, 0, WIN, 0});
-	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD + DELACK, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
+	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {t1, F_PSH | F_ACK, ib + 1, ia + 2, L1, WIN, 0},
 		   {t2, F_PSH | F_ACK, ib + 1 + L1, ia + 2, L2, WIN, 0},
 		   {tc, F_FIN | F_ACK, ib + 1 + L1 + L2, ia + 2, 0, WIN, 0});
 	CHECK_STATES(r, A, HS_A_STATES, {T_CLOSE, ESTABLISHED, FIN_WAIT_1},
-		     {T_CLOSE + 2 * OWD + DELACK, FIN_WAIT_1, FIN_WAIT_2},
+		     {T_CLOSE + 2 * OWD, FIN_WAIT_1, FIN_WAIT_2},
 		     {tc + OWD, FIN_WAIT_2, TIME_WAIT}, {tc + OWD + TWAIT, TIME_WAIT, CLOSED});
 	CHECK_STATES(r, B, HS_B_STATES, {T_CLOSE + OWD, ESTABLISHED, CLOSE_WAIT},
 		     {tc, CLOSE_WAIT, LAST_ACK}, {tc + 2 * OWD, LAST_ACK, CLOSED});
@@ -510,10 +519,10 @@ TEST(scenario_fin_lost)
 	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, FATE_DROP},
 		   {fin2, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, 0},
 		   {b_fin + OWD, F_ACK, ia + 2, ib + 2, 0, WIN, 0});
-	CHECK_SENT(r, B, HS_B_SEGS, {arr + DELACK, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
+	CHECK_SENT(r, B, HS_B_SEGS, {arr, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {b_fin, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, 0});
 	CHECK_STATES(r, A, HS_A_STATES, {T_CLOSE, ESTABLISHED, FIN_WAIT_1},
-		     {arr + DELACK + OWD, FIN_WAIT_1, FIN_WAIT_2}, {b_fin + OWD, FIN_WAIT_2, TIME_WAIT},
+		     {arr + OWD, FIN_WAIT_1, FIN_WAIT_2}, {b_fin + OWD, FIN_WAIT_2, TIME_WAIT},
 		     {b_fin + OWD + TWAIT, TIME_WAIT, CLOSED});
 	CHECK_STATES(r, B, HS_B_STATES, {arr, ESTABLISHED, CLOSE_WAIT}, {b_fin, CLOSE_WAIT, LAST_ACK},
 		     {b_fin + 2 * OWD, LAST_ACK, CLOSED});
@@ -529,8 +538,9 @@ TEST(scenario_fin_lost)
 
 TEST(scenario_fin_ack_lost)
 {
-	/* The (delayed) ACK of the client's FIN is lost: the client, still in FIN_WAIT_1,
-	 * retransmits the FIN after RTO_1; the server re-acknowledges the duplicate at once. */
+	/* The ACK of the client's FIN (sent at once: no data came first) is lost: the client,
+	 * still in FIN_WAIT_1, retransmits the FIN after RTO_1; the server re-acknowledges the
+	 * duplicate at once. */
 	struct run *r = run_scn("fin-ack-lost");
 	uint32_t ia = r->isn[A], ib = r->isn[B];
 	const uint64_t fin2 = T_CLOSE + RTO_1, b_fin = T_CLOSE + OWD + APP_CLOSE;
@@ -540,7 +550,7 @@ TEST(scenario_fin_ack_lost)
 	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, 0},
 		   {fin2, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, 0},
 		   {b_fin + OWD, F_ACK, ia + 2, ib + 2, 0, WIN, 0});
-	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD + DELACK, F_ACK, ib + 1, ia + 2, 0, WIN, FATE_DROP},
+	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD, F_ACK, ib + 1, ia + 2, 0, WIN, FATE_DROP},
 		   {fin2 + OWD, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {b_fin, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, 0});
 	CHECK_STATES(r, A, HS_A_STATES, {T_CLOSE, ESTABLISHED, FIN_WAIT_1},
@@ -569,11 +579,11 @@ TEST(scenario_peer_fin_lost)
 	CHECK_QUIET(r);
 	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, 0},
 		   {fin2 + OWD, F_ACK, ia + 2, ib + 2, 0, WIN, 0});
-	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD + DELACK, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
+	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {b_fin, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, FATE_DROP},
 		   {fin2, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, 0});
 	CHECK_STATES(r, A, HS_A_STATES, {T_CLOSE, ESTABLISHED, FIN_WAIT_1},
-		     {T_CLOSE + 2 * OWD + DELACK, FIN_WAIT_1, FIN_WAIT_2},
+		     {T_CLOSE + 2 * OWD, FIN_WAIT_1, FIN_WAIT_2},
 		     {fin2 + OWD, FIN_WAIT_2, TIME_WAIT}, {fin2 + OWD + TWAIT, TIME_WAIT, CLOSED});
 	CHECK_STATES(r, B, HS_B_STATES, {T_CLOSE + OWD, ESTABLISHED, CLOSE_WAIT},
 		     {b_fin, CLOSE_WAIT, LAST_ACK}, {fin2 + 2 * OWD, LAST_ACK, CLOSED});
@@ -596,7 +606,7 @@ TEST(scenario_fin_wait_2_timeout)
 	 * <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.1), which ends its LAST_ACK. */
 	struct run *r = run_scn("fin-wait-2-timeout");
 	uint32_t ia = r->isn[A], ib = r->isn[B];
-	const uint64_t fw2 = T_CLOSE + 2 * OWD + DELACK, b_fin = T_CLOSE + OWD + APP_CLOSE;
+	const uint64_t fw2 = T_CLOSE + 2 * OWD, b_fin = T_CLOSE + OWD + APP_CLOSE;
 	uint64_t fin[6];
 	for (int k = 0; k < 6; k++)
 		fin[k] = b_fin + RTO_1 * ((1u << k) - 1); /* 1.51 1.73 2.17 3.05 4.81 8.33 */
@@ -606,7 +616,7 @@ TEST(scenario_fin_wait_2_timeout)
 	CHECK_QUIET(r);
 	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, 0},
 		   {fin[5] + OWD, F_RST, ia + 2, 0, 0, 0, 0});
-	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD + DELACK, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
+	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {fin[0], F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, FATE_DROP},
 		   {fin[1], F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, FATE_DROP},
 		   {fin[2], F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, FATE_DROP},
@@ -642,11 +652,11 @@ TEST(scenario_last_ack_lost)
 	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, 0},
 		   {b_fin + OWD, F_ACK, ia + 2, ib + 2, 0, WIN, FATE_DROP},
 		   {fin2 + OWD, F_ACK, ia + 2, ib + 2, 0, WIN, 0});
-	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD + DELACK, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
+	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {b_fin, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {fin2, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, 0});
 	CHECK_STATES(r, A, HS_A_STATES, {T_CLOSE, ESTABLISHED, FIN_WAIT_1},
-		     {T_CLOSE + 2 * OWD + DELACK, FIN_WAIT_1, FIN_WAIT_2},
+		     {T_CLOSE + 2 * OWD, FIN_WAIT_1, FIN_WAIT_2},
 		     {b_fin + OWD, FIN_WAIT_2, TIME_WAIT},
 		     /* restarted by the retransmitted FIN: not b_fin + OWD + 2*MSL */
 		     {fin2 + OWD + TWAIT, TIME_WAIT, CLOSED});
@@ -686,7 +696,7 @@ TEST(scenario_time_wait)
 	 * tcp_timewait_state_process): a new incarnation, whose ISN continues past the old
 	 * sequence space, old snd_nxt (ISN + SYN + FIN) + 65535 + 2 (Linux's tw_isn). */
 	uint32_t ib2 = ib + 2 + 65535 + 2;
-	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE + OWD + DELACK, F_ACK, ia + 1, ib + 2, 0, WIN, 0},
+	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE + OWD, F_ACK, ia + 1, ib + 2, 0, WIN, 0},
 		   {a_fin, F_FIN | F_ACK, ia + 1, ib + 2, 0, WIN, FATE_DUP},
 		   {dup_arr + OWD, F_RST, ia + 2, 0, 0, 0, FATE_DROP},
 		   {t_re, F_SYN, ia2, 0, 0, WIN, 0}, {t_re + RTT, F_ACK, ia2 + 1, ib2 + 1, 0, WIN, 0},
@@ -705,7 +715,7 @@ TEST(scenario_time_wait)
 	CHECK(a_fin + OWD + TWAIT < t_re + OWD);
 	CHECK(dup_arr + TWAIT > t_re + OWD);
 	CHECK_STATES(r, B, HS_B_STATES, {T_CLOSE, ESTABLISHED, FIN_WAIT_1},
-		     {T_CLOSE + 2 * OWD + DELACK, FIN_WAIT_1, FIN_WAIT_2},
+		     {T_CLOSE + 2 * OWD, FIN_WAIT_1, FIN_WAIT_2},
 		     {a_fin + OWD, FIN_WAIT_2, TIME_WAIT}, {t_re + OWD, TIME_WAIT, CLOSED},
 		     {t_re + OWD, LISTEN, SYN_RCVD}, {t_re + 3 * OWD, SYN_RCVD, ESTABLISHED});
 	CHECK_NO_ERRORS(r, A);
@@ -1121,7 +1131,7 @@ TEST(sim_drop_rule_drops_exactly_the_second_fin)
 	const uint64_t b_fin = MS(1200), fin2 = b_fin + RTO_1;
 	CHECK_SENT(r, A, HS_A_SEGS, {T_CLOSE, F_FIN | F_ACK, ia + 1, ib + 1, 0, WIN, 0},
 		   {fin2 + OWD, F_ACK, ia + 2, ib + 2, 0, WIN, 0});
-	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD + DELACK, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
+	CHECK_SENT(r, B, HS_B_SEGS, {T_CLOSE + OWD, F_ACK, ib + 1, ia + 2, 0, WIN, 0},
 		   {b_fin, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, FATE_DROP},
 		   {fin2, F_FIN | F_ACK, ib + 1, ia + 2, 0, WIN, 0});
 	CHECK_WIRE(r, 1, 0, 0, 0);

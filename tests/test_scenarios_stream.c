@@ -12,7 +12,8 @@
  *   - RFC 6298: after one RTT sample R = 20 ms, SRTT = R and RTTVAR = R/2 (§2.2), RTO = SRTT +
  *     max(rto_min 200 ms, 4*RTTVAR = 40 ms) = 220 ms; it doubles on each timeout (§5.5) up
  *     to rto_max 120 s; further samples of 20 ms leave it at 220 ms (RTTVAR only shrinks);
- *   - the ACK of a received FIN is delayed by delack_min = 40 ms (Linux's pingpong mode);
+ *   - the ACK of a received FIN is delayed by delack_min = 40 ms (Linux's pingpong mode), data
+ *     having come first in every scenario here (before any data, ato is 0 and it leaves at once);
  *   - TIME_WAIT lasts 2*MSL = 60 s; an orphaned FIN_WAIT_2 lasts fin_timeout = 60 s;
  *   - keepalive: 7200 s idle, a probe every 75 s, 9 probes (Linux's tcp_keepalive_*).
  *

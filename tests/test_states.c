@@ -47,6 +47,23 @@ static void send_data(struct peer *p, size_t len)
 	peer_inject(p, ACK | PSH, p->snd_nxt, p->rcv_nxt, p->win, msg, len, NULL);
 }
 
+/* On an established connection with a descriptor: the peer's first data, len bytes,
+ * acknowledged at once (quick-ACK mode) and read by the application. Data having arrived,
+ * ato is now delack_min (40 ms), as Linux's tcp_event_data_recv() sets icsk_ack.ato; until
+ * then it is 0, and the ACK of a FIN leaves at once. Tests of the delayed ACK of a FIN
+ * start with this. */
+static void data_then_read(struct peer *p, size_t len)
+{
+	char buf[64];
+	REQUIRE(len <= sizeof(buf));
+	send_data(p, len);
+	p->snd_nxt += (uint32_t)len;
+	PEER_EXPECT(p, ACK, p->rcv_nxt, p->snd_nxt, W, 0);
+	PEER_EXPECT_NONE(p);
+	CHECK_EQ(tern_recv(p->st, p->fd, buf, sizeof(buf), 0), len);
+	PEER_EXPECT_NONE(p);
+}
+
 /* Active open with a round-trip time of rtt_ms (the SYN-ACK arrives that much later), so the
  * RTO is known: with one sample R, RTO = R + max(4 * R/2, 200 ms). */
 static void open_active_rtt(struct peer *p, uint64_t rtt_ms)
@@ -729,11 +746,15 @@ TEST(states_syn_rcvd_passive_fin_on_third_ack_goes_to_close_wait)
 	peer_to_syn_rcvd_passive(p);
 	uint64_t t = p->now;
 	peer_inject(p, FIN | ACK, p->irs + 1, p->iss + 1, PEER_WIN, NULL, 0, NULL);
-	PEER_EXPECT_NONE(p);
+	PEER_EXPECT_NONE(p); /* scheduled on the delayed-ACK timer, not sent inline */
 	CHECK_EQ(peer_conn_state(p), TERN_STATE_CLOSE_WAIT);
+	/* No data came before the FIN, so ato is 0 (Linux's icsk_ack.ato): the ACK leaves
+	 * when the timers next run, at the same instant. */
 	REQUIRE(peer_run_timers_until(p, t + 100 * PEER_MS));
 	PEER_EXPECT(p, ACK, p->iss + 1, p->irs + 2, W, 0);
-	CHECK_EQ(p->last_t, t + 40 * PEER_MS);
+	CHECK_EQ(p->last_t, t);
+	peer_advance_to(p, t + 100 * PEER_MS);
+	PEER_EXPECT_NONE(p);
 	int fd = tern_accept(p->st, p->lfd, NULL);
 	REQUIRE(fd >= 0);
 	CHECK_EQ(tern_sock_state(p->st, fd), TERN_STATE_CLOSE_WAIT);
@@ -868,6 +889,50 @@ TEST(states_syn_rcvd_passive_syn_ack_retransmission_schedule)
 	peer_free(p);
 }
 
+TEST(states_syn_rcvd_passive_retransmitted_syn_restarts_syn_ack_timer)
+{
+	/* Linux tcp_check_req(): a retransmitted SYN is answered with the SYN-ACK at once and
+	 * the SYN-ACK timer restarts from then with the backoff reached (timeout <<
+	 * num_timeout); the answer is not a timeout, so it neither doubles the interval nor
+	 * counts toward synack_retries. SYN-ACKs at 0 and 1 s (timer), 1.5 s (the answer),
+	 * then 1.5 + 2 = 3.5, 7.5, 15.5, 31.5 s (timer), and the half-open connection is
+	 * dropped at 63.5 s, after the fifth timer retransmission's 32 s (reqsk_timer_handler:
+	 * num_timeout reaches synack_retries), without a RST. */
+	struct peer *p = peer_new(NULL, 1);
+	peer_to_syn_rcvd_passive(p);
+	struct tern_tcp_opts o = peer_mss_opt(PEER_MSS);
+	REQUIRE(peer_run_timers_until(p, PEER_T0 + 100 * PEER_S));
+	PEER_EXPECT(p, SYN | ACK, p->iss, p->irs + 1, W, 0);
+	CHECK_EQ(p->last_t, PEER_T0 + 1 * PEER_S);
+	peer_advance_to(p, PEER_T0 + 1500 * PEER_MS);
+	PEER_EXPECT_NONE(p);
+	peer_inject(p, SYN, p->irs, 0, PEER_WIN, NULL, 0, &o);
+	PEER_EXPECT(p, SYN | ACK, p->iss, p->irs + 1, W, 0);
+	CHECK_EQ(p->last_t, PEER_T0 + 1500 * PEER_MS);
+	PEER_EXPECT_NONE(p);
+	/* Not at 3 s, where the timer armed at 1 s would have fired. */
+	static const uint64_t at_ms[] = {3500, 7500, 15500, 31500};
+	for (size_t i = 0; i < 4; i++) {
+		peer_advance_to(p, PEER_T0 + at_ms[i] * PEER_MS - PEER_MS);
+		PEER_EXPECT_NONE(p);
+		REQUIRE(peer_run_timers_until(p, PEER_T0 + 100 * PEER_S));
+		PEER_EXPECT(p, SYN | ACK, p->iss, p->irs + 1, W, 0);
+		CHECK_EQ(p->last_t, PEER_T0 + at_ms[i] * PEER_MS);
+		PEER_EXPECT_NONE(p);
+	}
+	peer_advance_to(p, PEER_T0 + 63500 * PEER_MS - PEER_MS);
+	PEER_EXPECT_NONE(p);
+	CHECK_EQ(peer_conn_state(p), TERN_STATE_SYN_RCVD);
+	peer_advance_to(p, PEER_T0 + 63500 * PEER_MS);
+	PEER_EXPECT_NONE(p);
+	CHECK_EQ(peer_conn_state(p), PEER_NONE);
+	CHECK_EQ(peer_conn_total(p), 0);
+	CHECK_EQ(tern_sock_state(p->st, p->lfd), TERN_STATE_LISTEN);
+	peer_advance(p, 100 * PEER_S);
+	PEER_EXPECT_NONE(p);
+	peer_free(p);
+}
+
 /* ========================================================================================== */
 /* SYN_RCVD of a simultaneous open: RFC 9293 §3.5 figure 8; Linux tcp_validate_incoming()     */
 /* (the crossing SYN-ACK passes) and tcp_rcv_state_process(TCP_SYN_RECV).                    */
@@ -899,16 +964,24 @@ TEST(states_syn_rcvd_simultaneous_crossing_syn_ack_establishes)
 	peer_free(p);
 }
 
-TEST(states_syn_rcvd_simultaneous_crossing_syn_ack_not_acked)
+TEST(states_syn_rcvd_simultaneous_crossing_syn_ack_acked)
 {
 	/* The crossing SYN-ACK occupies IRS..IRS+1, all of it below RCV.NXT once its ACK part
-	 * has established the connection. Linux answers it with a quick ACK (tcp_data_queue()
-	 * sees a retransmission), which makes a simultaneous open six segments. tern follows
-	 * RFC 9293 figure 8 and the specification: four segments, the crossing SYN-ACKs
-	 * establish both ends and nothing more is sent. (docs/design.md lists this.) */
+	 * has established the connection. Its SYN, repeated in a synchronized state, is
+	 * answered with an ACK at once (RFC 5961 §4); Linux sends the same ACK (tcp_data_queue()
+	 * sees a retransmission, `. 1:1(0) ack 1`). Exactly one ACK, and it is not counted as a
+	 * challenge ACK; the connection is ESTABLISHED. */
 	struct peer *p = peer_new(NULL, 1);
 	peer_to_syn_rcvd_simultaneous(p);
+	uint64_t t = p->now;
 	peer_inject(p, SYN | ACK, p->irs, p->iss + 1, PEER_WIN, NULL, 0, NULL);
+	PEER_EXPECT(p, ACK, p->iss + 1, p->irs + 1, W, 0);
+	CHECK_EQ(p->last_t, t);
+	PEER_EXPECT_NONE(p);
+	CHECK_EQ(tern_sock_state(p->st, p->fd), TERN_STATE_ESTABLISHED);
+	CHECK_EQ(stats(p)->tcp_challenge_acks, 0);
+	/* Nothing more: no retransmission, no second ACK. */
+	peer_advance(p, 10 * PEER_S);
 	PEER_EXPECT_NONE(p);
 	CHECK_EQ(tern_sock_state(p->st, p->fd), TERN_STATE_ESTABLISHED);
 	peer_free(p);
@@ -1467,9 +1540,11 @@ TEST(states_close_wait_rst_at_fin_seq_resets)
 
 TEST(states_close_wait_rst_at_fin_seq_resets_before_delayed_ack)
 {
-	/* Before the delayed ACK goes out RCV.WUP still lies before the FIN. */
+	/* Before the delayed ACK goes out RCV.WUP still lies before the FIN. (Data first, so
+	 * that ato is 40 ms and the ACK of the FIN is delayed.) */
 	struct peer *p = peer_new(NULL, 1);
 	peer_open_passive(p);
+	data_then_read(p, 10);
 	peer_inject(p, FIN | ACK, p->snd_nxt, p->rcv_nxt, p->win, NULL, 0, NULL);
 	p->snd_nxt++;
 	PEER_EXPECT_NONE(p);
@@ -1691,9 +1766,12 @@ TEST(states_close_wait_acceptability_starts_at_rcv_wup)
 {
 	/* Linux tcp_sequence(): the left edge is RCV.WUP, RCV.NXT when the window was last
 	 * advertised. Before the delayed ACK of the FIN that is still before the FIN, so a
-	 * pure ACK at the FIN's sequence number is acceptable (no reply); after it, not. */
+	 * pure ACK at the FIN's sequence number is acceptable (no reply); after it, not. Data
+	 * comes first, so that ato is 40 ms and the ACK of the FIN waits that long. */
 	struct peer *p = peer_new(NULL, 1);
 	peer_open_passive(p);
+	data_then_read(p, 10);
+	uint64_t t = p->now;
 	peer_inject(p, FIN | ACK, p->snd_nxt, p->rcv_nxt, p->win, NULL, 0, NULL);
 	uint32_t fin_seq = p->snd_nxt;
 	p->snd_nxt++;
@@ -1704,6 +1782,7 @@ TEST(states_close_wait_acceptability_starts_at_rcv_wup)
 	CHECK_EQ(stats(p)->tcp_out_of_window, 0);
 	REQUIRE(peer_run_timers_until(p, p->now + 100 * PEER_MS));
 	PEER_EXPECT(p, ACK, p->rcv_nxt, p->snd_nxt, W, 0); /* the delayed ACK */
+	CHECK_EQ(p->last_t, t + 40 * PEER_MS);
 	peer_inject(p, ACK, fin_seq, p->rcv_nxt, p->win, NULL, 0, NULL);
 	PEER_EXPECT(p, ACK, p->rcv_nxt, p->snd_nxt, W, 0);
 	CHECK_EQ(stats(p)->tcp_out_of_window, 1);
@@ -1847,13 +1926,45 @@ TEST(states_fin_wait_1_orphan_old_data_gets_ack_not_rst)
 
 /* ========================================================================================== */
 /* FIN: RFC 9293 §3.10.7.4 eighth; Linux tcp_fin() (the ACK of a FIN in ESTABLISHED is        */
-/* delayed, pingpong) and tcp_rcv_state_process() for FIN_WAIT_x, CLOSING and LAST_ACK.       */
+/* delayed, pingpong, by ato: 0 before any data, delack_min after) and                         */
+/* tcp_rcv_state_process() for FIN_WAIT_x, CLOSING and LAST_ACK.                               */
 /* ========================================================================================== */
+
+TEST(states_established_fin_before_any_data_is_acked_at_once)
+{
+	/* Linux's icsk_ack.ato is 0 until the first data arrives (tcp_event_data_recv() then
+	 * sets it to TCP_ATO_MIN): the delayed ACK of a FIN that comes first is scheduled 0 ms
+	 * out and leaves at the next tick (one jiffy on Linux), not 40 ms later. */
+	struct peer *p = peer_new(NULL, 1);
+	peer_open_passive(p);
+	CHECK_EQ(info(p).ato_us, 0);
+	peer_advance(p, 100 * PEER_MS);
+	uint64_t t = p->now;
+	peer_inject(p, FIN | ACK, p->snd_nxt, p->rcv_nxt, p->win, NULL, 0, NULL);
+	p->snd_nxt++;
+	PEER_EXPECT_NONE(p); /* scheduled on the delayed-ACK timer, not sent inline */
+	CHECK_EQ(tern_sock_state(p->st, p->fd), TERN_STATE_CLOSE_WAIT);
+	CHECK_EQ(tern_stack_next_timer(p->st), t);
+	REQUIRE(peer_run_timers_until(p, t + 100 * PEER_MS));
+	PEER_EXPECT(p, ACK, p->rcv_nxt, p->snd_nxt, W, 0);
+	CHECK_EQ(p->last_t, t);
+	peer_advance_to(p, t + 10 * PEER_S);
+	PEER_EXPECT_NONE(p);
+	char buf[8];
+	CHECK_EQ(tern_recv(p->st, p->fd, buf, sizeof(buf), 0), 0);
+	CHECK_EQ(tern_sock_state(p->st, p->fd), TERN_STATE_CLOSE_WAIT);
+	peer_free(p);
+}
 
 TEST(states_established_fin_is_acked_after_delack_min)
 {
+	/* After data, ato is delack_min (40 ms): the ACK of a FIN alone waits that long
+	 * (Linux's tcp_fin() enters pingpong mode, so no quick ACK). */
 	struct peer *p = peer_new(NULL, 1);
 	peer_open_passive(p);
+	data_then_read(p, 10);
+	CHECK_EQ(info(p).ato_us, 40 * PEER_MS);
+	peer_advance(p, 5 * PEER_MS);
 	uint64_t t = p->now;
 	peer_inject(p, FIN | ACK, p->snd_nxt, p->rcv_nxt, p->win, NULL, 0, NULL);
 	p->snd_nxt++;
@@ -1875,8 +1986,12 @@ TEST(states_established_fin_is_acked_after_delack_min)
 
 TEST(states_established_fin_ack_rides_on_our_fin_when_closed_quickly)
 {
+	/* After data (ato 40 ms), an application that closes within the delayed-ACK time of the
+	 * peer's FIN sends one FIN+ACK: a three-segment close. */
 	struct peer *p = peer_new(NULL, 1);
 	peer_open_passive(p);
+	data_then_read(p, 10);
+	peer_advance(p, 5 * PEER_MS);
 	uint64_t t = p->now;
 	peer_inject(p, FIN | ACK, p->snd_nxt, p->rcv_nxt, p->win, NULL, 0, NULL);
 	p->snd_nxt++;

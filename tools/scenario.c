@@ -451,7 +451,9 @@ int scn_accepted_fd(const struct scn *s, int host)
 static const char hello[] = "hello";
 
 /* Handshake, then the scripted close; the server app waits half a second after end of
- * stream before closing (longer than the delayed ACK), so the close takes four segments. */
+ * stream before closing, so the close takes four segments: FIN, ACK, FIN, ACK. (No data
+ * comes before the client's FIN, so ato is still 0 and its ACK leaves at once, as Linux's
+ * does; after data it would wait delack_min, 40 ms, still well within the half second.) */
 static int setup_pair(struct scn *s, int server_close_ms)
 {
 	scn_listen(s, s->b, 80, server_close_ms);
@@ -498,6 +500,9 @@ static void sc_half_close(struct scn *s)
 	scn_run_idle(s, 300);
 }
 
+/* Both connect at once (fixed ports, so that the SYNs cross): four segments carry SYN, each
+ * side's SYN until the other's SYN-ACK acknowledges it; that SYN-ACK establishes its
+ * receiver, which answers the repeated SYN with an ACK (RFC 5961 §4, as Linux does). */
 static void sc_simultaneous_open(struct scn *s)
 {
 	scn_connect(s, s->a, s->b, 6000, 5000);
@@ -772,7 +777,7 @@ static const struct scenario scenarios[] = {
 	 sc_close_three_way, "", false},
 	{"half-close", "the client shuts down its sending side; the server keeps sending, then closes",
 	 sc_half_close, "", false},
-	{"simultaneous-open", "both ends send SYN at once: SYN_SENT -> SYN_RCVD -> ESTABLISHED",
+	{"simultaneous-open", "both ends send SYN at once: SYN, SYN, SYN-ACK, SYN-ACK, then each ACKs the other's SYN-ACK; SYN_SENT -> SYN_RCVD -> ESTABLISHED",
 	 sc_simultaneous_open, "", false},
 	{"simultaneous-close", "both ends send FIN at once: FIN_WAIT_1 -> CLOSING -> TIME_WAIT",
 	 sc_simultaneous_close, "", false},

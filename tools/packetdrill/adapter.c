@@ -27,8 +27,10 @@
  * --so_flags: space- or comma-separated words: local=A.B.C.D (tern's address; default
  * 192.168.0.1), remote=A.B.C.D (the scripted peer's, informational), trace (print tern's
  * segments and state changes on stderr), horizon=SECONDS (how far netdev_receive may move
- * the clock looking for a packet; default 7500), and NAME=VALUE for any tern setting
- * (tern settings --list), e.g. rto_min=200ms syn_retries=3.
+ * the clock looking for a packet; default 7500), idle_real_ms=MS and idle_step_ms=MS (the
+ * idle watchdog, pd_watchdog: 20 and 10; 0 turns it off), and NAME=VALUE for any tern
+ * setting (tern settings --list), e.g. rto_min=200ms syn_retries=3. Buffer sizes start at
+ * packetdrill's defaults.sh values (rmem_default 540000, wmem_default 262144).
  */
 #define _GNU_SOURCE
 #include "pd_interface.h"
@@ -126,6 +128,14 @@ struct pd {
 	bool completed;
 	pthread_t completer;
 	uint64_t completed_at;
+
+	/* The idle watchdog (pd_watchdog). */
+	pthread_t wd_thread;
+	pthread_cond_t wd_cv;
+	bool wd_running;
+	uint64_t idle_real_us;   /* quiet real time before it acts (0: never) */
+	uint64_t idle_step_us;   /* the farthest it moves the virtual clock */
+	uint64_t last_activity;  /* real time of the last call, CLOCK_MONOTONIC us */
 
 	struct pd_fd *fds; /* by real descriptor */
 	int nfds;
@@ -248,6 +258,14 @@ static uint32_t to_poll_bits(int ev)
 }
 
 /* ---- the clock, the output queue, and waking blocked calls ------------------------------- */
+
+static uint64_t real_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 
 static int link_transmit(void *ctx, const struct tern_iovec *iov, unsigned iovcnt, size_t total)
 {
@@ -400,6 +418,7 @@ static int pd_wait(struct pd *pd, uint64_t deadline)
 	pd->waiters = &w;
 	pd->n_blocked++;
 	pthread_cond_wait(&pd->wake, &pd->mu);
+	pd->last_activity = real_now_us();
 	pd->n_blocked--;
 	for (struct pd_waiter **pp = &pd->waiters; *pp; pp = &(*pp)->next)
 		if (*pp == &w) {
@@ -423,10 +442,47 @@ static void pd_completed(struct pd *pd, bool blocked)
 	pd->completed_at = pd->now;
 }
 
+/*
+ * Virtual time stands still while every thread waits: a call blocked in pd_wait() for a
+ * timer a fraction of a millisecond ahead (tern's timers fire on a 1 ms wheel, as a kernel's
+ * on its tick), and packetdrill's main thread waiting, outside the adapter, for that call to
+ * finish before its next event. Against a kernel, real time would pass and the timer fire;
+ * here the watchdog plays that part: after idle_real_us of real time without any call, while
+ * a call is blocked, it moves the clock to the next event if that is at most idle_step_us
+ * ahead. A main thread that is merely busy calls gettimeofday() all the time, so the
+ * watchdog does not act under it.
+ */
+static void *pd_watchdog(void *arg)
+{
+	struct pd *pd = arg;
+	pthread_mutex_lock(&pd->mu);
+	while (!pd->closing) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)(pd->idle_real_us / 4) * 1000L;
+		while (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&pd->wd_cv, &pd->mu, &until);
+		if (pd->closing)
+			break;
+		if (pd->n_blocked == 0 || real_now_us() - pd->last_activity < pd->idle_real_us)
+			continue;
+		uint64_t e = pd_next_event(pd);
+		if (e != TERN_TIME_NEVER && e - pd->now <= pd->idle_step_us)
+			pd_advance(pd, e);
+		pd->last_activity = real_now_us();
+	}
+	pthread_mutex_unlock(&pd->mu);
+	return NULL;
+}
+
 /* Every entry point takes the adapter's lock and ends through pd_leave. */
 static void pd_enter(struct pd *pd)
 {
 	pthread_mutex_lock(&pd->mu);
+	pd->last_activity = real_now_us();
 	if (pd->completed && pthread_equal(pthread_self(), pd->completer) &&
 	    !pthread_equal(pthread_self(), pd->main_thread))
 		pd->completed = false;
@@ -1272,7 +1328,11 @@ static int pd_netdev_receive(void *ud, void *buf, size_t *count, long long *time
 		/* Nothing sent yet: run the clock to the next thing that may send. */
 		uint64_t e = pd_next_event(pd);
 		if (e == TERN_TIME_NEVER || e - pd->now > pd->horizon_us || pd->closing) {
-			/* Nothing can come: an empty answer ends the script with an error. */
+			/* Nothing can come: an empty answer ends the script with an error
+			 * (packetdrill calls it an IP header overflowing a 0-byte packet). */
+			fprintf(stderr, "tern packetdrill adapter: a packet was expected, but tern "
+				"has nothing to send and no timer due within %" PRIu64 " s (at %.6f s)\n",
+				pd->horizon_us / 1000000u, (double)pd->now / 1e6);
 			*count = 0;
 			*time_usecs = (long long)(PD_EPOCH_US + pd->now);
 			break;
@@ -1297,6 +1357,7 @@ static int pd_gettimeofday(void *ud, struct timeval *tv, void *tz)
 	(void)tz;
 	struct pd *pd = ud;
 	pthread_mutex_lock(&pd->mu);
+	pd->last_activity = real_now_us();
 	uint64_t t;
 	if (pd->completed && pthread_equal(pthread_self(), pd->completer)) {
 		pd->completed = false;
@@ -1318,6 +1379,13 @@ static void pd_free(void *ud)
 	struct pd *pd = ud;
 	pthread_mutex_lock(&pd->mu);
 	pd->closing = true;
+	if (pd->wd_running) {
+		pthread_cond_broadcast(&pd->wd_cv);
+		pthread_mutex_unlock(&pd->mu);
+		pthread_join(pd->wd_thread, NULL);
+		pthread_mutex_lock(&pd->mu);
+		pd->wd_running = false;
+	}
 	/* Let calls still blocked (a script that ended inside one) leave first. */
 	for (int tries = 0; pd->n_blocked > 0 && tries < 100; tries++) {
 		pthread_cond_broadcast(&pd->wake);
@@ -1355,6 +1423,7 @@ static void pd_free(void *ud)
 	pthread_mutex_destroy(&pd->mu);
 	pthread_cond_destroy(&pd->wake);
 	pthread_cond_destroy(&pd->settled);
+	pthread_cond_destroy(&pd->wd_cv);
 	free(pd);
 }
 
@@ -1384,9 +1453,20 @@ void packetdrill_interface_init(const char *flags, struct packetdrill_interface 
 	pthread_mutex_init(&pd->mu, NULL);
 	pthread_cond_init(&pd->wake, NULL);
 	pthread_cond_init(&pd->settled, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pd->wd_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pd->main_thread = pthread_self();
 	pd->horizon_us = 7500ull * 1000000u;
+	pd->idle_real_us = 20000;
+	pd->idle_step_us = 10000;
 	tern_settings_default(&pd->set);
+	/* The buffer sizes of packetdrill's defaults.sh (tcp_rmem and tcp_wmem defaults),
+	 * which upstream's scripts assume. */
+	tern_settings_set(&pd->set, "rmem_default", "540000");
+	tern_settings_set(&pd->set, "wmem_default", "262144");
 	uint32_t local = TERN_IP4(192, 168, 0, 1);
 
 	char *copy = strdup(flags ? flags : "");
@@ -1407,6 +1487,10 @@ void packetdrill_interface_init(const char *flags, struct packetdrill_interface 
 			(void)parse_ip(v);
 		} else if (!strcmp(w, "horizon")) {
 			pd->horizon_us = strtoull(v, NULL, 10) * 1000000u;
+		} else if (!strcmp(w, "idle_real_ms")) {
+			pd->idle_real_us = strtoull(v, NULL, 10) * 1000u;
+		} else if (!strcmp(w, "idle_step_ms")) {
+			pd->idle_step_us = strtoull(v, NULL, 10) * 1000u;
 		} else {
 			int r = tern_settings_set(&pd->set, w, v);
 			if (r == -ENOENT)
@@ -1426,6 +1510,9 @@ void packetdrill_interface_init(const char *flags, struct packetdrill_interface 
 	tern_stack_add_addr(pd->st, local);
 	if (pd->trace)
 		tern_stack_set_trace(pd->st, trace_hook, pd);
+	pd->last_activity = real_now_us();
+	if (pd->idle_real_us && pd->idle_step_us)
+		pd->wd_running = pthread_create(&pd->wd_thread, NULL, pd_watchdog, pd) == 0;
 
 	memset(ifc, 0, sizeof(*ifc));
 	ifc->userdata = pd;
