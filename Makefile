@@ -1,6 +1,7 @@
 # tern: `make` builds build/libtern.a, build/libtern.so and build/tern.
 #   make test            every test; ends with "N passed, N failed"
 #   make test-sanitize   the same tests built with AddressSanitizer and UBSan (in build-san/)
+#   make packetdrill-ubsan  the packetdrill adapter built with UBSan (build-ub/)
 #   make demo            a few `tern sim` scenarios: handshake, close, a lost SYN
 #   make bench           the benchmarks in bench/
 CC ?= cc
@@ -12,6 +13,11 @@ CFLAGS_ALL := -std=c11 $(OPT) -g $(WARN) -Iinclude -Isrc $(CFLAGS)
 ifeq ($(SAN),1)
 CFLAGS_ALL += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS_ALL := -fsanitize=address,undefined $(LDFLAGS)
+else ifeq ($(SAN),ub)
+# UBSan alone: what packetdrill can load (it opens the adapter with RTLD_DEEPBIND, which
+# AddressSanitizer refuses). make packetdrill-ubsan builds build-ub/libtern_packetdrill.so.
+CFLAGS_ALL += -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDFLAGS_ALL := -fsanitize=undefined $(LDFLAGS)
 else
 LDFLAGS_ALL := $(LDFLAGS)
 endif
@@ -76,6 +82,9 @@ test: $(BUILD)/tern_tests $(BUILD)/tern $(BUILD)/kpeer
 test-sanitize:
 	TERN_INTEROP_BYTES=4194304 $(MAKE) BUILD=build-san SAN=1 OPT=-O1 test
 
+packetdrill-ubsan:
+	$(MAKE) BUILD=build-ub SAN=ub OPT=-O1 build-ub/libtern_packetdrill.so
+
 demo: $(BUILD)/tern
 	$(BUILD)/tern sim handshake
 	$(BUILD)/tern sim close
@@ -85,7 +94,7 @@ bench: all
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-ub
 
-.PHONY: all test test-sanitize demo bench clean
+.PHONY: all test test-sanitize packetdrill-ubsan demo bench clean
 .DELETE_ON_ERROR:
