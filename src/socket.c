@@ -174,6 +174,10 @@ int tern_connect(struct tern_stack *st, int fd, const struct tern_sockaddr *addr
 		return -EISCONN;
 	if (!addr->addr || !addr->port)
 		return -EADDRNOTAVAIL;
+	/* TCP talks to one host: a broadcast, multicast or class E destination is refused as
+	 * Linux's tcp_v4_connect() does (found by tests/fuzz: a SYN went to 255.255.255.255). */
+	if (addr->addr >= TERN_IP4(224, 0, 0, 0))
+		return -ENETUNREACH;
 	uint32_t laddr = t->h.laddr ? t->h.laddr : stack_source_addr(st, addr->addr);
 	if (!laddr)
 		return -EADDRNOTAVAIL;

@@ -208,6 +208,8 @@ uint64_t tern_stack_next_timer(const struct tern_stack *st)
 
 /* ---- IPv4 ---- */
 
+static bool ip4_not_one_host(uint32_t a);
+
 void tern_stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64_t now_us)
 {
 	struct tern_ip4 ip;
@@ -244,6 +246,20 @@ void tern_stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64
 		if (stack_tracing(st)) {
 			struct tern_trace ev = {.kind = TERN_TRACE_DISCARD, .fd = -1,
 						.reason = "not our address"};
+			stack_trace(st, &ev);
+		}
+		return;
+	}
+	/* RFC 1122 §3.2.1.3: a source that is not one host cannot be answered, and TCP and
+	 * ICMP would answer (a SYN-ACK, a RST, an echo reply to 0.0.0.0 or a multicast group),
+	 * so the datagram is discarded here. UDP still takes it: nothing is sent back
+	 * (icmp_send_error() refuses such a source) and udp_no_port counts it. */
+	if ((ip.proto == TERN_IPPROTO_TCP_ || ip.proto == TERN_IPPROTO_ICMP) &&
+	    ip4_not_one_host(ip.src)) {
+		st->stats.ip_bad_header++;
+		if (stack_tracing(st)) {
+			struct tern_trace ev = {.kind = TERN_TRACE_DISCARD, .fd = -1,
+						.reason = "ip source"};
 			stack_trace(st, &ev);
 		}
 		return;

@@ -236,8 +236,13 @@ static bool rtx_timeout(struct tern_stack *st, struct tern_tcb *tcb)
 	tcb->tf &= ~TF_RECOVERY;
 	tcb->dupacks = 0;
 	tcb->snd_recover = tcb->snd_max;
-	tcb->retransmits++;
-	tcb->backoff++;
+	/* Saturating: a long TCP_USER_TIMEOUT at rto_max outlasts 255 timeouts, and a count
+	 * that wrapped to 0 would restart retrans_stamp above, so the connection would
+	 * retransmit for ever instead of timing out (found by tests/fuzz). */
+	if (tcb->retransmits < UINT8_MAX)
+		tcb->retransmits++;
+	if (tcb->backoff < UINT8_MAX)
+		tcb->backoff++;
 	tcb->tf &= ~TF_RTT_VALID; /* Karn: no sample from a retransmitted segment */
 	tcb->rto_ms = TERN_MIN(tcb->rto_ms * 2, st->set.rto_max_ms);
 	tcp_retransmit(st, tcb);

@@ -161,7 +161,8 @@ struct tern_link {
 /* Counters, in the spirit of Linux's SNMP MIBs. Every dropped packet is counted somewhere. */
 struct tern_stats {
 	uint64_t ip_in, ip_out;
-	uint64_t ip_bad_header;     /* version, IHL, total length */
+	uint64_t ip_bad_header;     /* version, IHL, total length; TCP or ICMP from a source
+				     * that is not one host (0.0.0.0, 224/4, 240/4) */
 	uint64_t ip_bad_checksum;
 	uint64_t ip_fragments;      /* dropped: fragments are not reassembled */
 	uint64_t ip_not_ours;       /* destination is not one of the stack's addresses */
@@ -416,7 +417,8 @@ int tern_listen(struct tern_stack *st, int fd, int backlog);
 /* Returns a new descriptor, or -EAGAIN when no connection is waiting. peer may be NULL. */
 int tern_accept(struct tern_stack *st, int fd, struct tern_sockaddr *peer);
 /* TCP: starts the handshake and returns -EINPROGRESS; completion shows as TERN_EV_OUT (and
- * TERN_EV_ERR with the error in TERN_SO_ERROR on failure). UDP: sets the peer, returns 0. */
+ * TERN_EV_ERR with the error in TERN_SO_ERROR on failure); a broadcast or multicast address
+ * gives -ENETUNREACH. UDP: sets the peer, returns 0. */
 int tern_connect(struct tern_stack *st, int fd, const struct tern_sockaddr *addr);
 
 #define TERN_MSG_OOB 0x01  /* send: the last byte is urgent (RFC 9293 §3.8.5); it stays inline.
