@@ -413,8 +413,9 @@ void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
 					tcb->snd_sml = nxt + len;
 				if (len) {
 					/* A reply within ato of the last segment in: interactive,
-					 * its ACKs ride on data (Linux's pingpong mode). */
-					if (st->now - tcb->last_rcv < tcb_ato(st, tcb) && tcb->tn.user)
+					 * its ACKs ride on data (Linux's pingpong mode). Before any
+					 * data has come, ato is 0 and nothing is within it. */
+					if (st->now - tcb->last_rcv < tcb_ato(st, tcb))
 						tcb->tf |= TF_PINGPONG;
 					tcb->lsndtime = st->now;
 				}

@@ -612,6 +612,65 @@ TEST(stack_icmp_not_answered)
 	tern_stack_free(st);
 }
 
+TEST(stack_tcp_and_icmp_from_no_single_host_dropped)
+{
+	/* RFC 1122 §3.2.1.3: a source that is not one host (0.0.0.0, multicast, class E,
+	 * broadcast) cannot be answered; an echo request or a SYN from one is dropped and
+	 * counted, not answered to that address. */
+	struct cap c;
+	struct tern_stack *st = bare_stack(&c, 1, 0);
+	int l = tern_socket(st, TERN_SOCK_STREAM);
+	struct tern_sockaddr any = {0, 80};
+	REQUIRE_EQ(tern_bind(st, l, &any), 0);
+	REQUIRE_EQ(tern_listen(st, l, 8), 0);
+	const uint32_t bad[] = {0, TERN_IP4(224, 0, 0, 1), TERN_IP4(239, 1, 2, 3),
+				TERN_IP4(240, 0, 0, 1), TERN_IP4(255, 255, 255, 255)};
+	uint8_t pkt[256];
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t len = build_echo(pkt, bad[i], ADDR_A, 8, 1, 1, "x", 1);
+		tern_stack_input(st, pkt, len, 0);
+		len = build_syn(pkt, bad[i], ADDR_A, 40000, 80, 1000);
+		tern_stack_input(st, pkt, len, 0);
+	}
+	CHECK_EQ(c.n, 0);
+	CHECK_EQ(tern_stack_stats(st)->ip_bad_header, 10);
+	CHECK_EQ(tern_stack_stats(st)->icmp_echo_replies, 0);
+	CHECK_EQ(tern_stack_stats(st)->tcp_passive_opens, 0);
+	/* The same from one host is answered. */
+	size_t len = build_echo(pkt, ADDR_B, ADDR_A, 8, 1, 1, "x", 1);
+	tern_stack_input(st, pkt, len, 0);
+	len = build_syn(pkt, ADDR_B, ADDR_A, 40000, 80, 1000);
+	tern_stack_input(st, pkt, len, 0);
+	REQUIRE_EQ(c.n, 2);
+	CHECK_EQ(cap_tcp(&c, 1).h.flags, TERN_TH_SYN | TERN_TH_ACK);
+	CHECK_EQ(tern_stack_stats(st)->ip_bad_header, 10);
+	tern_stack_free(st);
+}
+
+TEST(stack_tcp_connect_to_no_single_host_refused)
+{
+	/* TCP talks to one host: connect() to broadcast, multicast or class E fails with
+	 * ENETUNREACH (Linux's tcp_v4_connect) and sends nothing. */
+	struct cap c;
+	struct tern_stack *st = bare_stack(&c, 1, 0);
+	const uint32_t bad[] = {TERN_IP4(224, 0, 0, 1), TERN_IP4(240, 0, 0, 1),
+				TERN_IP4(255, 255, 255, 255)};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int fd = tern_socket(st, TERN_SOCK_STREAM);
+		struct tern_sockaddr to = {bad[i], 80};
+		CHECK_EQ(tern_connect(st, fd, &to), -ENETUNREACH);
+		CHECK_EQ(tern_sock_state(st, fd), TERN_STATE_CLOSED);
+		tern_close(st, fd);
+	}
+	CHECK_EQ(c.n, 0);
+	int fd = tern_socket(st, TERN_SOCK_STREAM);
+	struct tern_sockaddr to = {TERN_IP4(223, 255, 255, 254), 80};
+	CHECK_EQ(tern_connect(st, fd, &to), -EINPROGRESS);
+	REQUIRE_EQ(c.n, 1);
+	CHECK_EQ(cap_tcp(&c, 0).h.flags, TERN_TH_SYN);
+	tern_stack_free(st);
+}
+
 /* ========================================================================================= */
 /* Malformed input                                                                            */
 /* ========================================================================================= */

@@ -703,6 +703,25 @@ TEST(stream_rto_user_timeout_aborts_on_time)
 	peer_free(p);
 }
 
+TEST(stream_rto_user_timeout_outlasts_255_timeouts)
+{
+	/* With rto_max 1 s a 400 s user timeout takes 401 timeouts: retransmissions at 0.3,
+	 * 0.9, then every second from 1.9 to 399.9 s, and the abort at exactly 400 s. The
+	 * connection's count of consecutive timeouts stops at 255 (tcp_info's 8 bits); were
+	 * it to wrap to 0, the timeout's start would be taken again and the connection would
+	 * retransmit for ever. */
+	struct peer *p = peer_with("rto_max", "1000ms");
+	open_active_rtt(p, 100 * MS);
+	CHECK_EQ(setopt_int(p, TERN_IPPROTO_TCP, TERN_TCP_USER_TIMEOUT, 400000), 0);
+	uint64_t t = p->now, end;
+	CHECK_EQ(app_send(p, 0, 100, 0), 100);
+	EXPECT_DATA(p, ACK | PSH, 0, 100);
+	CHECK_EQ(run_to_abort(p, t + 1000 * SEC, &end), 401);
+	CHECK_EQ(end, t + 400 * SEC);
+	CHECK_EQ(peer_so_error(p, p->fd), ETIMEDOUT);
+	peer_free(p);
+}
+
 TEST(stream_rto_ack_restarts_timer)
 {
 	/* RFC 6298 §5.3: an ACK of new data restarts the timer for what is still in flight. */

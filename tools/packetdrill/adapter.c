@@ -505,6 +505,43 @@ static void pd_leave(struct pd *pd)
 
 /* ---- sockets ------------------------------------------------------------------------------ */
 
+/* Bytes written but not yet sent (Linux's SIOCOUTQNSD, tcpi_notsent_bytes): the send buffer
+ * holds the unacknowledged bytes too. */
+static uint32_t notsent_bytes(const struct tern_tcp_info *t)
+{
+	uint32_t inflight = t->snd_nxt - t->snd_una;
+	return t->snd_queue > inflight ? t->snd_queue - inflight : 0;
+}
+
+/* Back tern's descriptor tfd with a new real one (see "Descriptors" above). Returns it, or
+ * -errno; the caller then still owns tfd. */
+static int pd_sock_new(struct pd *pd, int tfd, int type, bool nonblock)
+{
+	int rfd = eventfd(0, EFD_CLOEXEC);
+	if (rfd < 0)
+		return -errno;
+	if (pd_fd_add(pd, rfd) < 0 || grow_int(&pd->t2r, &pd->nt2r, tfd, -1) < 0) {
+		close(rfd);
+		return -ENOMEM;
+	}
+	pd->fds[rfd] = (struct pd_fd){.kind = PD_SOCK, .nonblock = nonblock, .tfd = tfd, .type = type};
+	pd->t2r[tfd] = rfd;
+	return rfd;
+}
+
+/* A blocking call's wait on its socket fd: 0 to look again, with *f read afresh (the table
+ * may have moved, the socket may have been closed), or the error the call returns, stuck
+ * being the one for a main-thread call that nothing could complete. */
+static int pd_block(struct pd *pd, int fd, struct pd_fd **f, bool *blocked, int stuck)
+{
+	int w = pd_wait(pd, TERN_TIME_NEVER);
+	if (w < 0)
+		return w == -EDEADLK ? stuck : w;
+	*blocked = true;
+	*f = pd_sock(pd, fd);
+	return *f ? 0 : -EBADF;
+}
+
 static int pd_socket(void *ud, int domain, int type, int protocol)
 {
 	ENTER(ud);
@@ -519,18 +556,10 @@ static int pd_socket(void *ud, int domain, int type, int protocol)
 	int tfd = tern_socket(pd->st, base == SOCK_STREAM ? TERN_SOCK_STREAM : TERN_SOCK_DGRAM);
 	if (tfd < 0)
 		LEAVE_RET(fail(-tfd));
-	int rfd = eventfd(0, EFD_CLOEXEC);
-	if (rfd < 0 || pd_fd_add(pd, rfd) < 0 || grow_int(&pd->t2r, &pd->nt2r, tfd, -1) < 0) {
-		int err = rfd < 0 ? errno : ENOMEM;
-		if (rfd >= 0)
-			close(rfd);
+	int rfd = pd_sock_new(pd, tfd, base, !!(type & SOCK_NONBLOCK));
+	if (rfd < 0)
 		tern_close(pd->st, tfd);
-		LEAVE_RET(fail(err));
-	}
-	pd->fds[rfd] = (struct pd_fd){.kind = PD_SOCK, .nonblock = !!(type & SOCK_NONBLOCK),
-				      .tfd = tfd, .type = base};
-	pd->t2r[tfd] = rfd;
-	LEAVE_RET(rfd);
+	LEAVE_RET((int)ret(rfd));
 }
 
 static int pd_bind(void *ud, int fd, const struct sockaddr *addr, socklen_t len)
@@ -568,33 +597,18 @@ static int pd_accept(void *ud, int fd, struct sockaddr *addr, socklen_t *addrlen
 		r = tern_accept(pd->st, f->tfd, &peer);
 		if (r != -EAGAIN || f->nonblock)
 			break;
-		int w = pd_wait(pd, TERN_TIME_NEVER);
-		if (w < 0) {
-			r = w == -EDEADLK ? -EAGAIN : w;
+		if ((r = pd_block(pd, fd, &f, &blocked, -EAGAIN)) < 0)
 			break;
-		}
-		blocked = true;
-		f = pd_sock(pd, fd);
-		if (!f) {
-			r = -EBADF;
-			break;
-		}
 	}
 	pd_completed(pd, blocked);
 	if (r < 0)
 		LEAVE_RET(fail(-r));
-	int rfd = eventfd(0, EFD_CLOEXEC);
-	if (rfd < 0 || pd_fd_add(pd, rfd) < 0 || grow_int(&pd->t2r, &pd->nt2r, r, -1) < 0) {
-		int err = rfd < 0 ? errno : ENOMEM;
-		if (rfd >= 0)
-			close(rfd);
+	int rfd = pd_sock_new(pd, r, SOCK_STREAM, false);
+	if (rfd < 0)
 		tern_abort(pd->st, r);
-		LEAVE_RET(fail(err));
-	}
-	pd->fds[rfd] = (struct pd_fd){.kind = PD_SOCK, .tfd = r, .type = SOCK_STREAM};
-	pd->t2r[r] = rfd;
-	from_tern_addr(&peer, addr, addrlen);
-	LEAVE_RET(rfd);
+	else
+		from_tern_addr(&peer, addr, addrlen);
+	LEAVE_RET((int)ret(rfd));
 }
 
 static int pd_connect(void *ud, int fd, const struct sockaddr *addr, socklen_t len)
@@ -625,16 +639,8 @@ static int pd_connect(void *ud, int fd, const struct sockaddr *addr, socklen_t l
 			r = err ? -err : 0;
 			break;
 		}
-		int w = pd_wait(pd, TERN_TIME_NEVER);
-		if (w < 0) {
-			r = w == -EDEADLK ? -EINPROGRESS : w;
+		if ((r = pd_block(pd, fd, &f, &blocked, -EINPROGRESS)) < 0)
 			break;
-		}
-		blocked = true;
-		if (!(f = pd_sock(pd, fd))) {
-			r = -EBADF;
-			break;
-		}
 	}
 	pd_completed(pd, blocked);
 	LEAVE_RET((int)ret(r));
@@ -685,16 +691,8 @@ static long pd_do_recv(struct pd *pd, int fd, const struct iovec *iov, int iovcn
 			break;
 		if (nonblock)
 			break;
-		int w = pd_wait(pd, TERN_TIME_NEVER);
-		if (w < 0) {
-			r = w == -EDEADLK ? -EAGAIN : w;
+		if ((r = pd_block(pd, fd, &f, &blocked, -EAGAIN)) < 0)
 			break;
-		}
-		blocked = true;
-		if (!(f = pd_sock(pd, fd))) {
-			r = -EBADF;
-			break;
-		}
 	}
 	pd_completed(pd, blocked);
 	return got ? got : r;
@@ -745,16 +743,8 @@ static long pd_do_send(struct pd *pd, int fd, const struct iovec *iov, int iovcn
 			}
 			if (r != -EAGAIN || nonblock)
 				goto out;
-			int w = pd_wait(pd, TERN_TIME_NEVER);
-			if (w < 0) {
-				r = w == -EDEADLK ? -EAGAIN : w;
+			if ((r = pd_block(pd, fd, &f, &blocked, -EAGAIN)) < 0)
 				goto out;
-			}
-			blocked = true;
-			if (!(f = pd_sock(pd, fd))) {
-				r = -EBADF;
-				goto out;
-			}
 		}
 	}
 out:
@@ -967,8 +957,7 @@ static int pd_ioctl(void *ud, int fd, unsigned long request, ...)
 		} else if (request == SIOCOUTQ) {
 			*argp = (int)ti.snd_queue;
 		} else {
-			uint32_t inflight = ti.snd_nxt - ti.snd_una;
-			*argp = ti.snd_queue > inflight ? (int)(ti.snd_queue - inflight) : 0;
+			*argp = (int)notsent_bytes(&ti);
 		}
 		LEAVE_RET(0);
 	}
@@ -1054,8 +1043,7 @@ static void linux_tcp_info(const struct tern_tcp_info *t, struct tcp_info *l)
 	l->tcpi_bytes_received = t->bytes_received;
 	l->tcpi_segs_out = t->segs_out;
 	l->tcpi_segs_in = t->segs_in;
-	uint32_t inflight = t->snd_nxt - t->snd_una;
-	l->tcpi_notsent_bytes = t->snd_queue > inflight ? t->snd_queue - inflight : 0;
+	l->tcpi_notsent_bytes = notsent_bytes(t);
 	l->tcpi_snd_wnd = t->snd_wnd;
 }
 
