@@ -220,7 +220,8 @@ int main(int argc, char **argv)
 	/* --offload: the wire is memory, which cannot damage a packet, and says so (as Linux's
 	 * loopback does): no TCP checksums are computed or verified. */
 	unsigned lf = offload ? TERN_LINK_CSUM_TX | TERN_LINK_CSUM_RX : 0;
-	struct tern_link la = {wire_transmit, &ab, lf}, lb = {wire_transmit, &ba, lf};
+	struct tern_link la = {.transmit = wire_transmit, .ctx = &ab, .flags = lf},
+			lb = {.transmit = wire_transmit, .ctx = &ba, .flags = lf};
 	tern_stack_set_link(a, &la);
 	tern_stack_set_link(b, &lb);
 	int l = tern_socket(b, TERN_SOCK_STREAM);

@@ -1,7 +1,10 @@
 #!/bin/sh
 # tern <-> the kernel over a TUN device, each direction, beside kernel <-> kernel over a veth
-# pair, in the same run: medians of ROUNDS. Needs root (network namespaces, /dev/net/tun);
-# everything happens inside namespaces made here and deleted at the end.
+# pair and lwIP <-> the kernel over a TUN device (the anchor's lwipbench, when built), in the
+# same run: medians of ROUNDS. tern -> kernel is measured twice: as tern runs by default
+# (bursts written with io_uring where the kernel has it) and with --tun-io writev (one writev
+# per packet). Needs root (network namespaces, /dev/net/tun); everything happens inside
+# namespaces made here and deleted at the end.
 set -e
 B=${BUILD:-../build}
 ROUNDS=${ROUNDS:-5}
@@ -13,10 +16,15 @@ fi
 NS=tern-bench-$$
 VA=tern-bva-$$
 VB=tern-bvb-$$
+LW=tern-blw-$$
 TPID=""
+WPID=""
 cleanup() {
 	[ -n "$TPID" ] && kill "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null || true
+	[ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true
+	ip netns del "$NS-w" 2>/dev/null || true
+	ip netns del "$LW" 2>/dev/null || true
 	ip netns del "$VA" 2>/dev/null || true
 	ip netns del "$VB" 2>/dev/null || true
 }
@@ -32,11 +40,28 @@ TASKSET=""; command -v taskset >/dev/null 2>&1 && TASKSET="taskset -c 1"
 $TASKSET ip netns exec "$NS" "$B/tern" serve --addr 10.9.0.2/24 discard:9 source:19 \
 	--bytes "$BYTES" --idle 0 --grace 0 >/dev/null 2>&1 &
 TPID=$!
-i=0
-until ip -n "$NS" -4 addr show 2>/dev/null | grep -q 10.9.0.1; do
-	i=$((i + 1)); [ $i -gt 200 ] && { echo "tern serve did not come up"; exit 1; }
-	sleep 0.05
+# The same server writing one packet per writev, in a namespace of its own.
+ip netns add "$NS-w"
+ip -n "$NS-w" link set lo up
+$TASKSET ip netns exec "$NS-w" "$B/tern" serve --addr 10.9.0.2/24 source:19 --tun-io writev \
+	--bytes "$BYTES" --idle 0 --grace 0 >/dev/null 2>&1 &
+WPID=$!
+for ns in "$NS" "$NS-w"; do
+	i=0
+	until ip -n "$ns" -4 addr show 2>/dev/null | grep -q 10.9.0.1; do
+		i=$((i + 1)); [ $i -gt 200 ] && { echo "tern serve did not come up"; exit 1; }
+		sleep 0.05
+	done
 done
+# lwIP's anchor on a TUN device against the kernel, 4 s each way (its own pinning: lwIP on
+# CPU 1, the kernel's socket thread on CPU 0).
+LWB="$B/bench/lwipbench"
+lwip_tun() {
+	[ -x "$LWB" ] || return 0
+	ip netns add "$LW" 2>/dev/null || return 0
+	ip netns exec "$LW" "$LWB" "$1" 4 2>/dev/null | field gbps
+	ip netns del "$LW"
+}
 
 ip netns add "$VA"
 ip netns add "$VB"
@@ -68,10 +93,13 @@ veth_run() {
 	field gbps </tmp/tern-bench-sink.$$
 	rm -f /tmp/tern-bench-sink.$$
 }
-in=""; out=""; outr=""; veth=""; vetho=""
+in=""; out=""; outw=""; outr=""; veth=""; vetho=""; lwtx=""; lwrx=""
 for r in $(seq "$ROUNDS"); do
 	in="$in $(pin0 ip netns exec "$NS" "$B/bench/kbulk" send 10.9.0.2 9 "$BYTES" | field gbps)"
 	out="$out $(pin0 ip netns exec "$NS" "$B/bench/kbulk" recv 10.9.0.2 19 | field gbps)"
+	outw="$outw $(pin0 ip netns exec "$NS-w" "$B/bench/kbulk" recv 10.9.0.2 19 | field gbps)"
+	lwtx="$lwtx $(lwip_tun tun-tx)"
+	lwrx="$lwrx $(lwip_tun tun-rx)"
 	if rps 1 2>/dev/null; then
 		outr="$outr $(pin0 ip netns exec "$NS" "$B/bench/kbulk" recv 10.9.0.2 19 | field gbps)"
 		rps 0
@@ -85,6 +113,11 @@ done
 mi=$(echo "$in" | median); mo=$(echo "$out" | median); mv=$(echo "$veth" | median)
 printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> tern over TUN, MTU 1500" "$mi" "$in"
 printf '%-46s median %7s Gbit/s   [%s ]\n' "tern -> kernel over TUN, MTU 1500" "$mo" "$out"
+printf '%-46s median %7s Gbit/s   [%s ]\n' "tern -> kernel, --tun-io writev" "$(echo "$outw" | median)" "$outw"
+if [ -n "$(echo $lwtx)" ]; then
+	printf '%-46s median %7s Gbit/s   [%s ]\n' "lwIP -> kernel over TUN (anchor)" "$(echo "$lwtx" | median)" "$lwtx"
+	printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> lwIP over TUN (anchor)" "$(echo "$lwrx" | median)" "$lwrx"
+fi
 [ -n "$outr" ] && printf '%-46s median %7s Gbit/s   [%s ]\n' \
 	"tern -> kernel, kernel's receive on CPU 0 (RPS)" "$(echo "$outr" | median)" "$outr"
 printf '%-46s median %7s Gbit/s   [%s ]\n' "kernel -> kernel over veth, MTU 1500" "$mv" "$veth"

@@ -285,6 +285,10 @@ struct tern_stack {
 	struct tern_tcb **batchq;
 	uint32_t nbatch, capbatch;
 	bool batching;
+	/* Bursts (stack_tx_begin/end) nest; while one is open a link with flush() may hold
+	 * what it was given, and link_held says that it might. */
+	unsigned tx_depth;
+	bool link_held;
 
 	/* Descriptors whose readiness changed, for tern_stack_events(). */
 	int *evq;
@@ -305,7 +309,8 @@ struct tern_stack {
 	} icmp_rl[ICMP_RL_BUCKETS];
 	int32_t icmp_credit;
 	uint32_t icmp_stamp;
-	struct ring *ring_cache[2];/* one spare ring of each default size, to avoid malloc churn */
+	struct ring *ring_cache[2];/* spare rings: [0] a send ring (any size up to
+				    * RING_CACHE_MAX), [1] one of rmem_default bytes */
 
 	uint16_t ip_id;            /* IPv4 identification for datagrams that may fragment */
 	uint32_t seg_gap_ms;       /* input scratch: time since the connection's previous segment */
@@ -344,6 +349,15 @@ uint32_t stack_source_addr(const struct tern_stack *st, uint32_t dst);
 /* Hand one datagram to the link: IPv4 header built here, TCP/ICMP header and payload given. */
 int ip_output(struct tern_stack *st, uint32_t src, uint32_t dst, uint8_t proto,
 	      const struct tern_iovec *iov, unsigned n, size_t len);
+/* A burst: what is transmitted inside may stay with the link (struct tern_link's flush)
+ * until the outermost one ends. */
+static inline void stack_tx_begin(struct tern_stack *st) { st->tx_depth++; }
+void stack_link_flush(struct tern_stack *st);
+static inline void stack_tx_end(struct tern_stack *st)
+{
+	if (--st->tx_depth == 0 && st->link_held)
+		stack_link_flush(st);
+}
 void stack_trace(struct tern_stack *st, struct tern_trace *ev);
 static inline bool stack_tracing(const struct tern_stack *st) { return st->trace != NULL; }
 void stack_notify(struct tern_stack *st, struct tern_tcb *tcb);
@@ -409,9 +423,24 @@ uint32_t tcb_keepidle(const struct tern_stack *st, const struct tern_tcb *tcb);
 uint32_t tcb_keepintvl(const struct tern_stack *st, const struct tern_tcb *tcb);
 uint32_t tcb_keepcnt(const struct tern_stack *st, const struct tern_tcb *tcb);
 uint32_t tcb_syn_retries(const struct tern_stack *st, const struct tern_tcb *tcb);
+/*
+ * The send buffer: SO_SNDBUF when the application set it; otherwise, as Linux's
+ * tcp_sndbuf_expand() grows it, room for twice the larger of the congestion window and the
+ * initial window (ten segments) — enough to keep the window full through fast recovery and
+ * while the application refills — between wmem_default and wmem_max. Linux counts each
+ * segment's whole memory and tern payload bytes, so the rule gives the same segment count.
+ * Derived rather than stored: after a loss it shrinks with cwnd, but the data already queued
+ * stays and still exceeds what the smaller window can send.
+ */
 static inline uint32_t tcb_sndbuf(const struct tern_stack *st, const struct tern_tcb *tcb)
 {
-	return tcb->xo && tcb->xo->sndbuf ? tcb->xo->sndbuf : st->set.wmem_default;
+	if (tcb->xo && tcb->xo->sndbuf)
+		return tcb->xo->sndbuf;
+	uint64_t w = tcb->cwnd > 10u * tcb->mss ? tcb->cwnd : 10u * tcb->mss;
+	w = tcb->cwnd ? 2 * w : 0; /* no window before the handshake */
+	if (w > st->set.wmem_max)
+		w = st->set.wmem_max;
+	return w > st->set.wmem_default ? (uint32_t)w : st->set.wmem_default;
 }
 static inline uint32_t tcb_rcvbuf(const struct tern_stack *st, const struct tern_tcb *tcb)
 {

@@ -242,13 +242,23 @@ static int send_state(struct tern_tcb *t)
 	}
 }
 
-/* The send ring, taken when the first byte needs it. Returns its free room (0: full). */
+/* The send ring, taken when the first byte needs it, and moved to a larger one when the
+ * buffer has grown (tcp_sndbuf_expand) and this one is full. Returns its free room (0: full). */
 static long send_room(struct tern_stack *st, struct tern_tcb *t)
 {
+	uint32_t want = tcb_sndbuf(st, t);
 	if (!t->sndq) {
-		t->sndq = ring_get(st, tcb_sndbuf(st, t));
+		t->sndq = ring_get(st, want);
 		if (!t->sndq)
 			return -ENOBUFS;
+	} else if (want > t->sndq->cap && t->sndq->len == t->sndq->cap) {
+		struct ring *r = ring_get(st, want);
+		if (r) {
+			/* Rare (the size doubles at most with cwnd), so the copy is amortized. */
+			r->len = ring_read(t->sndq, r->data, t->sndq->len, 0);
+			ring_put(st, t->sndq);
+			t->sndq = r;
+		}
 	}
 	uint32_t cap = TERN_MIN(t->sndq->cap, tcb_sndbuf(st, t));
 	return cap > t->sndq->len ? cap - t->sndq->len : 0;

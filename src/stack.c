@@ -73,6 +73,7 @@ void tern_stack_free(struct tern_stack *st)
 {
 	if (!st)
 		return;
+	stack_link_flush(st);
 	/* Every TCB is reachable from a descriptor, the 4-tuple table, or (once reset before
 	 * accept()) only from its listener's accept queue; TIME_WAIT records only from the
 	 * table. Free each exactly once, queues first while everything is still alive. */
@@ -128,6 +129,7 @@ void tern_stack_free(struct tern_stack *st)
 
 void tern_stack_set_link(struct tern_stack *st, const struct tern_link *link)
 {
+	stack_link_flush(st);
 	if (link)
 		st->link = *link;
 	else
@@ -190,8 +192,11 @@ static void clock_to(struct tern_stack *st, uint64_t now_us)
 void tern_stack_poll(struct tern_stack *st, uint64_t now_us)
 {
 	clock_to(st, now_us);
-	if (!tw_nothing_due(&st->wheel, st->now))
+	if (!tw_nothing_due(&st->wheel, st->now)) {
+		stack_tx_begin(st);
 		tw_advance(&st->wheel, st->now, timer_fire, st);
+		stack_tx_end(st);
+	}
 }
 
 uint64_t tern_stack_next_timer(const struct tern_stack *st)
@@ -210,7 +215,16 @@ uint64_t tern_stack_next_timer(const struct tern_stack *st)
 
 static bool ip4_not_one_host(uint32_t a);
 
+static void stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64_t now_us);
+
 void tern_stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64_t now_us)
+{
+	stack_tx_begin(st);
+	stack_input(st, pkt, len, now_us);
+	stack_tx_end(st);
+}
+
+static void stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64_t now_us)
 {
 	struct tern_ip4 ip;
 	clock_to(st, now_us);
@@ -283,9 +297,10 @@ void tern_stack_input(struct tern_stack *st, const void *pkt, size_t len, uint64
 void tern_stack_input_batch(struct tern_stack *st, const struct tern_iovec *pkts, unsigned n,
 			    uint64_t now_us)
 {
+	stack_tx_begin(st);
 	st->batching = true;
 	for (unsigned i = 0; i < n; i++)
-		tern_stack_input(st, pkts[i].base, pkts[i].len, now_us);
+		stack_input(st, pkts[i].base, pkts[i].len, now_us);
 	st->batching = false;
 	/* Each connection the batch touched: its ACK decision and output, once. Finishing one
 	 * may end another's connection (never add one), so the list is walked by index. */
@@ -298,6 +313,7 @@ void tern_stack_input_batch(struct tern_stack *st, const struct tern_iovec *pkts
 		tcb_after_input(st, t);
 	}
 	st->nbatch = 0;
+	stack_tx_end(st);
 }
 
 void stack_batch_add(struct tern_stack *st, struct tern_tcb *tcb)
@@ -328,6 +344,15 @@ void stack_batch_remove(struct tern_stack *st, struct tern_tcb *tcb)
 			st->batchq[i] = NULL;
 }
 
+void stack_link_flush(struct tern_stack *st)
+{
+	if (!st->link_held)
+		return;
+	st->link_held = false;
+	if (st->link.flush)
+		st->link.flush(st->link.ctx);
+}
+
 int ip_output(struct tern_stack *st, uint32_t src, uint32_t dst, uint8_t proto,
 	      const struct tern_iovec *iov, unsigned n, size_t len)
 {
@@ -353,6 +378,12 @@ int ip_output(struct tern_stack *st, uint32_t src, uint32_t dst, uint8_t proto,
 		return -ENETUNREACH;
 	}
 	int rc = st->link.transmit(st->link.ctx, out, n, len + 20);
+	if (st->link.flush) {
+		if (st->tx_depth)
+			st->link_held = true;
+		else
+			st->link.flush(st->link.ctx);
+	}
 	if (rc < 0) {
 		st->stats.link_tx_errors++;
 		return rc;

@@ -325,7 +325,16 @@ void tcp_retransmit_head(struct tern_stack *st, struct tern_tcb *tcb)
 	xmit_head(st, tcb, tcb->mss);
 }
 
+static void output(struct tern_stack *st, struct tern_tcb *tcb);
+
 void tcp_output(struct tern_stack *st, struct tern_tcb *tcb)
+{
+	stack_tx_begin(st);
+	output(st, tcb);
+	stack_tx_end(st);
+}
+
+static void output(struct tern_stack *st, struct tern_tcb *tcb)
 {
 	int s = tcb->h.state;
 	if (s == TERN_STATE_SYN_SENT || s == TERN_STATE_SYN_RCVD) {

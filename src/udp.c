@@ -317,6 +317,9 @@ long udp_sendto(struct tern_stack *st, struct tern_udp *u, const void *buf, size
 	}
 	memcpy(uh + 6, &c, 2);
 	int rc = ip_output(st, saddr, daddr, TERN_IPPROTO_UDP, iov, n, ulen);
+	/* The payload is the caller's: it must be gone before this returns, even from within
+	 * a burst (a trace callback may send). */
+	stack_link_flush(st);
 	if (rc == -ENOBUFS) {
 		/* Linux (udp_send_skb): a link out of buffers loses the datagram quietly, as the
 		 * network might, unless IP_RECVERR asks to hear of it. */

@@ -85,6 +85,8 @@ uint64_t siphash24(const uint8_t key[16], const void *data, size_t len)
 
 /* ---- rings ---- */
 
+#define RING_CACHE_MAX (256u * 1024)
+
 /*
  * Buffers exist only while they hold data, so an idle connection costs its TCB alone. A ring
  * of each default size is kept back when freed so that a connection whose buffer empties and
@@ -125,8 +127,11 @@ void ring_put(struct tern_stack *st, struct ring *r)
 {
 	if (!r)
 		return;
+	/* A send buffer's bytes may still be on their way out by reference. */
+	stack_link_flush(st);
 	st->mem_bufs -= r->cap;
-	int slot = r->cap == st->set.wmem_default ? 0 : r->cap == st->set.rmem_default ? 1 : -1;
+	/* A send buffer grown with cwnd keeps its size from one response to the next. */
+	int slot = r->cap == st->set.rmem_default ? 1 : r->cap <= RING_CACHE_MAX ? 0 : -1;
 	if (slot >= 0 && !st->ring_cache[slot]) {
 		st->ring_cache[slot] = r;
 		return;

@@ -90,7 +90,7 @@ struct peer *peer_new(const struct tern_settings *settings, uint64_t seed)
 		FATAL("tern_stack_new failed");
 	if (tern_stack_add_addr(p->st, PEER_LOCAL) != 0)
 		FATAL("tern_stack_add_addr failed");
-	struct tern_link link = {peer_transmit, p, 0};
+	struct tern_link link = {.transmit = peer_transmit, .ctx = p, .flags = 0};
 	tern_stack_set_link(p->st, &link);
 	tern_stack_set_trace(p->st, peer_trace, p);
 	p->lfd = -1;

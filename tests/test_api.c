@@ -200,7 +200,7 @@ static void wire_init(struct wire *w)
 		REQUIRE(w->st[i] != NULL);
 		REQUIRE_EQ(tern_stack_add_addr(w->st[i], i ? ADDR_B : ADDR_A), 0);
 		w->end[i] = (struct wend){w, i};
-		struct tern_link l = {wire_tx, &w->end[i], 0};
+		struct tern_link l = {.transmit = wire_tx, .ctx = &w->end[i], .flags = 0};
 		tern_stack_set_link(w->st[i], &l);
 	}
 }

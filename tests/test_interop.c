@@ -846,9 +846,11 @@ enum { K2T = 1, T2K = 2 }; /* which directions carry the random bytes */
  * TERN_INTEROP_BYTES random bytes kernel -> tern, tern -> kernel or both at once, with tern
  * listening (`tern cat -l`, the kernel connects) or connecting (`tern cat HOST PORT` to a
  * kernel listener). A side with nothing to send shuts down its sending side at once, so the
- * close order is known and with it where TIME-WAIT belongs.
+ * close order is known and with it where TIME-WAIT belongs. tun_io: tern's --tun-io (NULL:
+ * its default, bursts by io_uring where there is one).
  */
-static void transfer(struct it *t, bool tern_listens, int dirs, bool lossy)
+static void transfer_io(struct it *t, bool tern_listens, int dirs, bool lossy,
+			const char *tun_io)
 {
 	uint64_t size = interop_bytes();
 	const char *kfile = P(t, "k.data"), *tfile = P(t, "t.data");
@@ -862,6 +864,8 @@ static void transfer(struct it *t, bool tern_listens, int dirs, bool lossy)
 	uint64_t t0 = now_ms();
 	struct args ta, ka;
 	tern_args(&ta, "cat", lossy);
+	if (tun_io)
+		ARGS(&ta, "--tun-io", tun_io);
 	memset(&ka, 0, sizeof(ka));
 	ARGS(&ka, kpeer_bin(), "--timeout", k_timeout(lossy), "--recv", kpeer_got);
 	if (dirs & K2T)
@@ -918,6 +922,11 @@ static void transfer(struct it *t, bool tern_listens, int dirs, bool lossy)
 		       lossy ? " under " IMPAIR : "", secs);
 }
 
+static void transfer(struct it *t, bool tern_listens, int dirs, bool lossy)
+{
+	transfer_io(t, tern_listens, dirs, lossy, NULL);
+}
+
 IT(interop_bulk_kernel_to_tern_listener, 90) { transfer(t, true, K2T, false); }
 IT(interop_bulk_tern_client_to_kernel, 90) { transfer(t, false, T2K, false); }
 IT(interop_bulk_both_ways_tern_listener, 90) { transfer(t, true, K2T | T2K, false); }
@@ -926,6 +935,8 @@ IT(interop_lossy_kernel_to_tern_listener, 320) { transfer(t, true, K2T, true); }
 IT(interop_lossy_tern_client_to_kernel, 320) { transfer(t, false, T2K, true); }
 IT(interop_lossy_both_ways_tern_listener, 320) { transfer(t, true, K2T | T2K, true); }
 IT(interop_lossy_both_ways_tern_client, 320) { transfer(t, false, K2T | T2K, true); }
+/* The same bytes with one writev per packet, the link's other way of writing. */
+IT(interop_bulk_both_ways_writev, 90) { transfer_io(t, false, K2T | T2K, false, "writev"); }
 
 /* ---- closing and half-closing ---- */
 

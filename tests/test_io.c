@@ -97,7 +97,7 @@ static void open_io(struct io *io, unsigned flags)
 	io->st = tern_stack_new(NULL, io->now);
 	REQUIRE(io->st);
 	tern_stack_add_addr(io->st, ME);
-	struct tern_link l = {cap_tx, &io->cap, flags};
+	struct tern_link l = {.transmit = cap_tx, .ctx = &io->cap, .flags = flags};
 	tern_stack_set_link(io->st, &l);
 	io->lfd = tern_socket(io->st, TERN_SOCK_STREAM);
 	struct tern_sockaddr a = {0, 80};

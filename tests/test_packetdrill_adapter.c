@@ -569,7 +569,7 @@ TEST(pd_adapter_blocking_write_waits_for_room)
 	 * what fits, sleeps, and returns only once the peer's ACKs have made room for all of
 	 * it, as a blocking write on Linux does. */
 	struct pdt p;
-	pdt_init(&p, "wmem_default=4096");
+	pdt_init(&p, "wmem_default=4096 wmem_max=4096");
 	void *u = p.ifc.userdata;
 	int lfd, fd = pdt_passive(&p, &lfd);
 	pdt_send(&p, TERN_TH_ACK, 1, 1, 1000, NULL, 0, 0);

@@ -784,7 +784,8 @@ static void check_transfer_done(const char *file, int line, const struct run *r,
 TEST(scenario_transfer)
 {
 	/* 1000000 bytes each way at once, no impairment. Each side's application keeps its
-	 * 16 KiB send buffer (wmem_default) full. The first flight is the initial window, 10
+	 * 16 KiB send buffer (wmem_default; the scenario sets wmem_max to it, so the buffer
+	 * does not grow with cwnd) full. The first flight is the initial window, 10
 	 * segments (RFC 6928); after one round trip the whole buffer is in flight and every
 	 * round trip acknowledges and refills it, so by round k the application has queued
 	 * IW + k * SNDBUF bytes: the last byte is queued in round ceil((N - IW) / SNDBUF) = 61,

@@ -2993,10 +2993,19 @@ TEST(stream_zc_recv_end_of_stream)
 	peer_free(p);
 }
 
+/* SO_SNDBUF set, so the send buffer stays this size instead of growing with cwnd. */
+static void pin_sndbuf(struct peer *p, int bytes)
+{
+	REQUIRE_EQ(tern_setsockopt(p->st, p->fd, TERN_SOL_SOCKET, TERN_SO_SNDBUF, &bytes,
+				   sizeof(bytes)),
+		   0);
+}
+
 TEST(stream_zc_send_same_segments_as_send)
 {
 	struct peer *p = peer_new(NULL, 1);
 	open_active_rtt(p, 10 * MS);
+	pin_sndbuf(p, 16384); /* these arrangements assume a ring of 16384 bytes */
 	struct tern_wiovec w[2];
 	unsigned n = 9;
 	long room = tern_send_zc(p->st, p->fd, w, &n);
@@ -3053,6 +3062,7 @@ TEST(stream_zc_send_two_pieces_across_the_ring_end)
 	 * and 12000 at its start. 5000 bytes written there go out intact. */
 	struct peer *p = peer_new(NULL, 1);
 	open_active_rtt(p, 10 * MS);
+	pin_sndbuf(p, 16384); /* these arrangements assume a ring of 16384 bytes */
 	CHECK_EQ(app_send(p, 0, 16000, 0), 16000);
 	peer_discard(p);
 	pack(p, 12000, PEER_WIN);

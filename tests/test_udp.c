@@ -309,7 +309,7 @@ TEST(udp_link_out_of_buffers)
 	struct peer *p = udp_peer(NULL);
 	int fd = udp_bound(p, 0, LPORT);
 	int calls = 0;
-	struct tern_link l = {nobufs_link, &calls, 0};
+	struct tern_link l = {.transmit = nobufs_link, .ctx = &calls, .flags = 0};
 	tern_stack_set_link(p->st, &l);
 	struct tern_sockaddr to = {PEER_REMOTE, RPORT};
 	CHECK_EQ(tern_sendto(p->st, fd, "abc", 3, 0, &to), 3);
@@ -502,7 +502,7 @@ TEST(udp_checksum_offload)
 	 * finish; TERN_LINK_CSUM_RX: the link vouches for what it hands in. */
 	struct peer *p = udp_peer(NULL);
 	int fd = udp_bound(p, 0, LPORT);
-	struct tern_link l = {NULL, NULL, 0};
+	struct tern_link l = {.transmit = NULL, .ctx = NULL, .flags = 0};
 	/* Keep the peer's capture, add the flags. */
 	l = p->st->link;
 	l.flags = TERN_LINK_CSUM_TX | TERN_LINK_CSUM_RX;

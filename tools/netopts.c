@@ -36,6 +36,9 @@ void net_opts_usage(FILE *f)
 		"  --seed N             seed for ISNs, ports and impairments (default: random)\n"
 		"  --set NAME=VALUE     a stack setting (see `tern settings`)\n"
 		"  --pcap FILE          write every packet tern receives and sends to FILE\n"
+		"  --tun-io HOW         auto (default): what tern sends in one burst goes to the\n"
+		"                       device in one io_uring call where the kernel has it;\n"
+		"                       writev: one call per packet; io_uring: that or fail\n"
 		"  --linger MS          after the work is done, keep answering for MS (default 0)\n"
 		"  -v, --verbose        say what happens (-vv: and the counters at the end)\n");
 }
@@ -107,7 +110,8 @@ int net_opt(const char *cmd, int argc, char **argv, int *i, struct net_opts *o)
 	bool takes = !strcmp(a, "--addr") || !strcmp(a, "--host-addr") || !strcmp(a, "--tun") ||
 		     !strcmp(a, "--mtu") || !strcmp(a, "--impair") || !strcmp(a, "--impair-in") ||
 		     !strcmp(a, "--impair-out") || !strcmp(a, "--drop") || !strcmp(a, "--seed") ||
-		     !strcmp(a, "--set") || !strcmp(a, "--pcap") || !strcmp(a, "--linger");
+		     !strcmp(a, "--set") || !strcmp(a, "--pcap") || !strcmp(a, "--linger") ||
+		     !strcmp(a, "--tun-io");
 	if (!strcmp(a, "-v") || !strcmp(a, "--verbose") || !strcmp(a, "-vv")) {
 		o->verbose += a[2] == 'v' ? 2 : 1;
 		return 1;
@@ -189,6 +193,17 @@ int net_opt(const char *cmd, int argc, char **argv, int *i, struct net_opts *o)
 		}
 	} else if (!strcmp(a, "--pcap")) {
 		o->tun.pcap_path = v;
+	} else if (!strcmp(a, "--tun-io")) {
+		if (!strcmp(v, "auto"))
+			o->tun.tx_io = TERN_TUN_IO_AUTO;
+		else if (!strcmp(v, "writev"))
+			o->tun.tx_io = TERN_TUN_IO_WRITEV;
+		else if (!strcmp(v, "io_uring") || !strcmp(v, "uring"))
+			o->tun.tx_io = TERN_TUN_IO_URING;
+		else {
+			fprintf(stderr, "%s: --tun-io takes auto, writev or io_uring\n", cmd);
+			return -1;
+		}
 	} else if (!strcmp(a, "--linger")) {
 		unsigned long n = strtoul(v, &end, 10);
 		if (end == v || *end || n > 3600000) {
@@ -254,9 +269,10 @@ int net_open(const char *cmd, struct net_opts *o, struct net *n)
 		fmt_ep(h, sizeof(h), o->tun.host_addr, 0);
 		a[strlen(a) - 2] = 0;
 		h[strlen(h) - 2] = 0;
-		fprintf(stderr, "%s: on %s (MTU %u): tern is %s/%u%s%s\n", cmd, tern_tun_name(n->tun),
-			tern_tun_mtu(n->tun), a, o->tun.prefix_len,
-			o->tun.host_addr ? ", the kernel is " : "", o->tun.host_addr ? h : "");
+		fprintf(stderr, "%s: on %s (MTU %u, writes by %s): tern is %s/%u%s%s\n", cmd,
+			tern_tun_name(n->tun), tern_tun_mtu(n->tun), tern_tun_tx_io(n->tun), a,
+			o->tun.prefix_len, o->tun.host_addr ? ", the kernel is " : "",
+			o->tun.host_addr ? h : "");
 	}
 	return 0;
 }
@@ -298,7 +314,7 @@ static const struct {
 } link_counters[] = {
 	L(rx_packets), L(rx_bytes), L(tx_packets), L(tx_bytes), L(rx_impair_drops),
 	L(tx_impair_drops), L(rx_corrupted), L(tx_corrupted), L(rx_duplicated), L(tx_duplicated),
-	L(rx_held), L(tx_held), L(held_overflow), L(tx_errors),
+	L(rx_held), L(tx_held), L(held_overflow), L(tx_errors), L(tx_bursts), L(tx_ring_failures),
 };
 #undef L
 

@@ -817,8 +817,8 @@ static const struct scenario scenarios[] = {
 	 sc_peer_vanished, "", false},
 	{"close-wait-leak", "a server that never closes: its connections pile up in CLOSE_WAIT (listed by state at the end)",
 	 sc_close_wait_leak, "", false},
-	{"transfer", "a bulk transfer both ways at once (--bytes N, --in FILE, --out FILE): every byte arrives once, in order",
-	 sc_transfer, "", true},
+	{"transfer", "a bulk transfer both ways at once (--bytes N, --in FILE, --out FILE): every byte arrives once, in order; send buffers held at 16 KiB so each round trip refills one",
+	 sc_transfer, "wmem_max=16384", true},
 };
 
 /* Wire rules each scenario starts with. */

@@ -136,11 +136,19 @@ struct tern_iovec {
  * list (header, then payload pieces straight from the send buffer) and must copy what it
  * keeps before returning. Return 0, or a negative errno to report the packet dropped
  * (counted; TCP's retransmission recovers).
+ *
+ * flush (optional) lets a link send a burst of packets with one system call: with it,
+ * transmit() may keep the payload pieces iov[1..] by reference (iov[0], the headers, it must
+ * still copy: the stack reuses that buffer) and hand them to the device later, and must have
+ * sent everything it kept when flush returns. The stack calls flush before it returns from
+ * the call that transmitted (tern_stack_input, tern_stack_input_batch, tern_stack_poll, a
+ * socket call), and before memory a kept piece points to can change or be freed.
  */
 struct tern_link {
 	int (*transmit)(void *ctx, const struct tern_iovec *iov, unsigned iovcnt, size_t total);
 	void *ctx;
 	unsigned flags;  /* TERN_LINK_*: what the link does for the stack */
+	void (*flush)(void *ctx);
 };
 
 /* Checksum offload, as a NIC or Linux's loopback provides it. With CSUM_TX the link completes

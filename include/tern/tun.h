@@ -50,7 +50,16 @@ struct tern_tun_config {
 	unsigned batch;              /* packets read per wake-up, 1..1024 (0: 64) */
 	unsigned max_held;           /* packets held back for delay at once (0: 65536); more
 				      * are dropped and counted */
+	unsigned tx_io;              /* how sent datagrams reach the device: TERN_TUN_IO_* */
 };
+
+/* TERN_TUN_IO_AUTO: a burst of datagrams (all the stack sends while handling one batch of
+ * input, one timer run or one socket call) goes in one io_uring system call when the kernel
+ * offers io_uring, else one writev each. TERN_TUN_IO_WRITEV: always one writev each.
+ * TERN_TUN_IO_URING: io_uring or tern_tun_open fails. */
+#define TERN_TUN_IO_AUTO 0
+#define TERN_TUN_IO_WRITEV 1
+#define TERN_TUN_IO_URING 2
 
 /* Open (or create) the device and configure it. NULL on failure, with a message in err. */
 struct tern_tun *tern_tun_open(const struct tern_tun_config *cfg, char *err, size_t errlen);
@@ -61,6 +70,9 @@ const char *tern_tun_name(const struct tern_tun *t);
 /* The device's MTU: give it to the stack's settings ("mtu") so that MSS follows it. */
 unsigned tern_tun_mtu(const struct tern_tun *t);
 int tern_tun_fd(const struct tern_tun *t);
+/* "io_uring" or "writev": how this link writes (TERN_TUN_IO_AUTO picks; a ring that fails
+ * later falls back to writev). */
+const char *tern_tun_tx_io(const struct tern_tun *t);
 
 /* The clock every TUN-driven stack runs on: CLOCK_MONOTONIC in microseconds. */
 uint64_t tern_tun_clock(void);
@@ -88,6 +100,8 @@ struct tern_tun_stats {
 	uint64_t rx_held, tx_held;          /* delayed beyond the plain delay (reordered) */
 	uint64_t held_overflow;             /* delayed packets dropped: max_held reached */
 	uint64_t tx_errors;                 /* writes the device refused */
+	uint64_t tx_bursts;                 /* io_uring calls that wrote more than one datagram */
+	uint64_t tx_ring_failures;          /* io_uring itself failed: writev from then on */
 	uint64_t wakeups;                   /* tern_tun_wait calls that found work */
 };
 const struct tern_tun_stats *tern_tun_stats(const struct tern_tun *t);

@@ -271,7 +271,7 @@ static int host_boot(struct tern_sim *sim, struct sim_host *h)
 	if (!h->st)
 		return -ENOMEM;
 	tern_stack_add_addr(h->st, h->addr);
-	struct tern_link link = {host_transmit, h, 0};
+	struct tern_link link = {.transmit = host_transmit, .ctx = h, .flags = 0};
 	tern_stack_set_link(h->st, &link);
 	tern_stack_set_trace(h->st, host_trace, h);
 	return 0;

@@ -2,8 +2,11 @@
  * The TUN link: a Linux TUN device (IFF_TUN | IFF_NO_PI, one IPv4 datagram per read or
  * write) driving a stack on the monotonic clock. Packets are read in batches and handed to
  * tern_stack_input_batch; what the stack sends is written straight from its gather list
- * (writev), so an unimpaired link copies nothing. Impairments go through the engine the
- * simulated wire uses; packets held back for delay wait in a heap ordered by due time.
+ * (writev), so an unimpaired link copies nothing. Where io_uring is there, what the stack
+ * sends in one burst (struct tern_link's flush) leaves in one system call instead of one
+ * writev per datagram: the link copies the headers, keeps the payload pieces by reference
+ * and writes them all at the flush. Impairments go through the engine the simulated wire
+ * uses; packets held back for delay wait in a heap ordered by due time.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -26,6 +29,7 @@
 #include "tern/tun.h"
 #include "tern/pcap.h"
 #include "impair.h"
+#include "uring.h"
 
 #define DIR_IN 0  /* kernel -> tern */
 #define DIR_OUT 1 /* tern -> kernel */
@@ -35,6 +39,18 @@ struct held {
 	uint8_t *data;
 	uint32_t len;
 	uint8_t dir;
+};
+
+/* A datagram kept for the end of the stack's burst: its headers copied, its payload pieces
+ * by reference. */
+#define TX_HDR_MAX 128
+#define TX_PIECES 4
+#define TX_BURST 64
+struct tx_slot {
+	uint8_t hdr[TX_HDR_MAX];
+	struct iovec v[TX_PIECES];
+	unsigned nv;
+	size_t total;
 };
 
 struct tern_tun {
@@ -58,6 +74,11 @@ struct tern_tun {
 	size_t nheap, capheap;
 	uint64_t order;
 	uint8_t *txcopy;           /* an outgoing packet gathered for the impairments */
+
+	struct uring *ring;        /* NULL: every datagram its own writev */
+	struct tx_slot *txq;       /* TX_BURST datagrams waiting for the stack's flush */
+	struct uring_write *txw;
+	unsigned ntx;
 
 	struct tern_pcap *pcap;
 	int64_t pcap_offset_us;    /* wall clock minus monotonic, for the pcap stamps */
@@ -155,9 +176,14 @@ static void pcap_packet(struct tern_tun *t, uint64_t now, const struct tern_iove
 		tern_pcap_write(t->pcap, (uint64_t)((int64_t)now + t->pcap_offset_us), iov, n, total);
 }
 
+static void tx_flush(struct tern_tun *t);
+static void tx_count(struct tern_tun *t, ssize_t w, size_t total);
+
 static void device_write(struct tern_tun *t, const struct tern_iovec *iov, unsigned n,
 			 size_t total)
 {
+	if (t->ntx)
+		tx_flush(t); /* what waits goes first */
 	struct iovec v[8];
 	if (n > 8)
 		n = 8;
@@ -169,12 +195,76 @@ static void device_write(struct tern_tun *t, const struct tern_iovec *iov, unsig
 	do
 		w = writev(t->fd, v, (int)n);
 	while (w < 0 && errno == EINTR);
+	tx_count(t, w, total);
+}
+
+static void tx_count(struct tern_tun *t, ssize_t w, size_t total)
+{
 	if (w < 0 || (size_t)w != total) {
 		t->stats.tx_errors++;
 		return;
 	}
 	t->stats.tx_packets++;
 	t->stats.tx_bytes += total;
+}
+
+/* Everything kept, in order: one io_uring_enter for the lot, or one writev when alone. */
+static void tx_flush(struct tern_tun *t)
+{
+	unsigned n = t->ntx, done = 0;
+	if (!n)
+		return;
+	t->ntx = 0;
+	if (n > 1) {
+		for (unsigned i = 0; i < n; i++) {
+			t->txw[i].iov = t->txq[i].v;
+			t->txw[i].iovcnt = t->txq[i].nv;
+			t->txw[i].res = -ECANCELED;
+		}
+		int rc = uring_writev(t->ring, t->txw, n, &done);
+		for (unsigned i = 0; i < done; i++)
+			tx_count(t, t->txw[i].res, t->txq[i].total);
+		t->stats.tx_bursts++;
+		if (rc < 0) {
+			/* The ring failed (not a write): the rest, and all later bursts, by writev. */
+			t->stats.tx_ring_failures++;
+			uring_close(t->ring);
+			t->ring = NULL;
+		}
+	}
+	for (unsigned i = done; i < n; i++) {
+		ssize_t w;
+		do
+			w = writev(t->fd, t->txq[i].v, (int)t->txq[i].nv);
+		while (w < 0 && errno == EINTR);
+		tx_count(t, w, t->txq[i].total);
+	}
+}
+
+static void tun_flush(void *ctx)
+{
+	tx_flush(ctx);
+}
+
+/* Keep a datagram for the flush: the headers (which the stack reuses) copied, the payload
+ * by reference. False when it does not fit a slot. */
+static bool tx_keep(struct tern_tun *t, const struct tern_iovec *iov, unsigned n, size_t total)
+{
+	if (n > TX_PIECES || iov[0].len > TX_HDR_MAX)
+		return false;
+	if (t->ntx == TX_BURST)
+		tx_flush(t);
+	struct tx_slot *s = &t->txq[t->ntx++];
+	memcpy(s->hdr, iov[0].base, iov[0].len);
+	s->v[0].iov_base = s->hdr;
+	s->v[0].iov_len = iov[0].len;
+	for (unsigned i = 1; i < n; i++) {
+		s->v[i].iov_base = (void *)(uintptr_t)iov[i].base;
+		s->v[i].iov_len = iov[i].len;
+	}
+	s->nv = n;
+	s->total = total;
+	return true;
 }
 
 /* The stack's link: straight to the device unless this direction is impaired. */
@@ -184,7 +274,8 @@ static int tun_transmit(void *ctx, const struct tern_iovec *iov, unsigned n, siz
 	uint64_t now = tern_stack_now(t->st);
 	pcap_packet(t, now, iov, n, total);
 	if (!t->impaired[DIR_OUT]) {
-		device_write(t, iov, n, total);
+		if (!t->ring || !tx_keep(t, iov, n, total))
+			device_write(t, iov, n, total);
 		return 0;
 	}
 	if (total > t->mtu)
@@ -442,6 +533,21 @@ struct tern_tun *tern_tun_open(const struct tern_tun_config *cfg, char *err, siz
 		}
 	}
 	rng_seed(&t->rng, cfg->seed);
+	if (cfg->tx_io != TERN_TUN_IO_WRITEV) {
+		t->ring = uring_open(t->fd, TX_BURST);
+		if (t->ring) {
+			t->txq = malloc(TX_BURST * sizeof(*t->txq));
+			t->txw = malloc(TX_BURST * sizeof(*t->txw));
+			if (!t->txq || !t->txw) {
+				errf(err, errlen, "out of memory");
+				goto fail;
+			}
+		} else if (cfg->tx_io == TERN_TUN_IO_URING) {
+			errf(err, errlen, "io_uring is not available: %s%s", strerror(errno),
+			     errno == EPERM ? " (kernel.io_uring_disabled, or a seccomp filter)" : "");
+			goto fail;
+		}
+	}
 	if (cfg->pcap_path) {
 		t->pcap = tern_pcap_open(cfg->pcap_path);
 		if (!t->pcap) {
@@ -465,6 +571,9 @@ void tern_tun_close(struct tern_tun *t)
 		return;
 	if (t->st)
 		tern_stack_set_link(t->st, NULL);
+	uring_close(t->ring);
+	free(t->txq);
+	free(t->txw);
 	if (t->fd >= 0)
 		close(t->fd);
 	while (t->nheap)
@@ -481,6 +590,7 @@ void tern_tun_close(struct tern_tun *t)
 const char *tern_tun_name(const struct tern_tun *t) { return t->name; }
 unsigned tern_tun_mtu(const struct tern_tun *t) { return t->mtu; }
 int tern_tun_fd(const struct tern_tun *t) { return t->fd; }
+const char *tern_tun_tx_io(const struct tern_tun *t) { return t->ring ? "io_uring" : "writev"; }
 const struct tern_tun_stats *tern_tun_stats(const struct tern_tun *t) { return &t->stats; }
 
 int tern_tun_attach(struct tern_tun *t, struct tern_stack *st)
@@ -488,7 +598,8 @@ int tern_tun_attach(struct tern_tun *t, struct tern_stack *st)
 	int rc = tern_stack_add_addr(st, t->addr);
 	if (rc < 0 && rc != -EEXIST)
 		return rc;
-	struct tern_link link = {tun_transmit, t, 0};
+	struct tern_link link = {.transmit = tun_transmit, .ctx = t, .flags = 0,
+				 .flush = t->ring ? tun_flush : NULL};
 	t->st = st;
 	tern_stack_set_link(st, &link);
 	return 0;

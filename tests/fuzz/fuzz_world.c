@@ -1386,7 +1386,7 @@ struct fz_world *fz_world_new(uint8_t settings)
 	w->set = *tern_stack_settings(w->st);
 	w->link_flags = ((settings & FZ_SET_CSUM_RX) ? TERN_LINK_CSUM_RX : 0) |
 			((settings & FZ_SET_CSUM_TX) ? TERN_LINK_CSUM_TX : 0);
-	struct tern_link link = {fz_transmit, w, w->link_flags};
+	struct tern_link link = {.transmit = fz_transmit, .ctx = w, .flags = w->link_flags};
 	tern_stack_set_link(w->st, &link);
 	tern_stack_set_trace(w->st, fz_trace, w);
 	tern_stack_add_addr(w->st, FZ_LOCAL);
