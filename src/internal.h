@@ -430,14 +430,15 @@ uint32_t tcb_syn_retries(const struct tern_stack *st, const struct tern_tcb *tcb
  * while the application refills — between wmem_default and wmem_max. Linux counts each
  * segment's whole memory and tern payload bytes, so the rule gives the same segment count.
  * Derived rather than stored: after a loss it shrinks with cwnd, but the data already queued
- * stays and still exceeds what the smaller window can send.
+ * stays and still exceeds what the smaller window can send. Before the handshake the MSS is
+ * the 536-byte default, so the rule gives less than wmem_default.
  */
 static inline uint32_t tcb_sndbuf(const struct tern_stack *st, const struct tern_tcb *tcb)
 {
 	if (tcb->xo && tcb->xo->sndbuf)
 		return tcb->xo->sndbuf;
-	uint64_t w = tcb->cwnd > 10u * tcb->mss ? tcb->cwnd : 10u * tcb->mss;
-	w = tcb->cwnd ? 2 * w : 0; /* no window before the handshake */
+	uint32_t iw = 10u * tcb->mss;
+	uint64_t w = 2 * (uint64_t)(tcb->cwnd > iw ? tcb->cwnd : iw);
 	if (w > st->set.wmem_max)
 		w = st->set.wmem_max;
 	return w > st->set.wmem_default ? (uint32_t)w : st->set.wmem_default;

@@ -176,28 +176,6 @@ static void pcap_packet(struct tern_tun *t, uint64_t now, const struct tern_iove
 		tern_pcap_write(t->pcap, (uint64_t)((int64_t)now + t->pcap_offset_us), iov, n, total);
 }
 
-static void tx_flush(struct tern_tun *t);
-static void tx_count(struct tern_tun *t, ssize_t w, size_t total);
-
-static void device_write(struct tern_tun *t, const struct tern_iovec *iov, unsigned n,
-			 size_t total)
-{
-	if (t->ntx)
-		tx_flush(t); /* what waits goes first */
-	struct iovec v[8];
-	if (n > 8)
-		n = 8;
-	for (unsigned i = 0; i < n; i++) {
-		v[i].iov_base = (void *)(uintptr_t)iov[i].base;
-		v[i].iov_len = iov[i].len;
-	}
-	ssize_t w;
-	do
-		w = writev(t->fd, v, (int)n);
-	while (w < 0 && errno == EINTR);
-	tx_count(t, w, total);
-}
-
 static void tx_count(struct tern_tun *t, ssize_t w, size_t total)
 {
 	if (w < 0 || (size_t)w != total) {
@@ -206,6 +184,16 @@ static void tx_count(struct tern_tun *t, ssize_t w, size_t total)
 	}
 	t->stats.tx_packets++;
 	t->stats.tx_bytes += total;
+}
+
+/* One datagram, one writev. */
+static void write_one(struct tern_tun *t, const struct iovec *v, unsigned n, size_t total)
+{
+	ssize_t w;
+	do
+		w = writev(t->fd, v, (int)n);
+	while (w < 0 && errno == EINTR);
+	tx_count(t, w, total);
 }
 
 /* Everything kept, in order: one io_uring_enter for the lot, or one writev when alone. */
@@ -232,13 +220,23 @@ static void tx_flush(struct tern_tun *t)
 			t->ring = NULL;
 		}
 	}
-	for (unsigned i = done; i < n; i++) {
-		ssize_t w;
-		do
-			w = writev(t->fd, t->txq[i].v, (int)t->txq[i].nv);
-		while (w < 0 && errno == EINTR);
-		tx_count(t, w, t->txq[i].total);
+	for (unsigned i = done; i < n; i++)
+		write_one(t, t->txq[i].v, t->txq[i].nv, t->txq[i].total);
+}
+
+static void device_write(struct tern_tun *t, const struct tern_iovec *iov, unsigned n,
+			 size_t total)
+{
+	if (t->ntx)
+		tx_flush(t); /* what waits goes first */
+	struct iovec v[8];
+	if (n > 8)
+		n = 8;
+	for (unsigned i = 0; i < n; i++) {
+		v[i].iov_base = (void *)(uintptr_t)iov[i].base;
+		v[i].iov_len = iov[i].len;
 	}
+	write_one(t, v, n, total);
 }
 
 static void tun_flush(void *ctx)

@@ -8,7 +8,6 @@
 #define _GNU_SOURCE
 #include "uring.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <linux/io_uring.h>
 #include <stdlib.h>
@@ -82,7 +81,6 @@ struct uring *uring_open(int fd, unsigned entries)
 		errno = e;
 		return NULL;
 	}
-	fcntl(u->ring_fd, F_SETFD, FD_CLOEXEC);
 	u->entries = p.sq_entries;
 	u->sq_map_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
 	u->cq_map_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
