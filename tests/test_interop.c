@@ -1337,6 +1337,52 @@ IT(interop_serve_sigterm_closes_idle_discard, 60)
 	CHECK_KERNEL_SOCKETS(t, 0, 0);
 }
 
+/* CPU time (user + system, in clock ticks) that process pid has used so far; -1 if unknown. */
+static long long cpu_ticks(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char *st = slurp_path(path, NULL);
+	if (!st)
+		return -1;
+	/* Fields after the command name (which may hold spaces) start after its ')'. */
+	const char *p = strrchr(st, ')');
+	unsigned long long ut = 0, stt = 0;
+	int n = p ? sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			   &stt)
+		  : 0;
+	free(st);
+	return n == 2 ? (long long)(ut + stt) : -1;
+}
+
+/* An idle server sleeps: over a second with nothing to do (no connection, then one idle
+ * connection) it uses next to no CPU, with --idle 0 (no idle sweep) as with the default.
+ * --idle 0 once left the loop's sweep deadline in the past, so it polled without sleeping. */
+static void check_serve_sleeps(struct it *t, const char *idle)
+{
+	pid_t serve = start_serve(t, (const char *const[]){"--idle", idle, "discard:9", NULL});
+	sleep_ms(300);
+	long long a = cpu_ticks(serve);
+	sleep_ms(1000);
+	long long b = cpu_ticks(serve);
+	CHECK(a >= 0 && b >= 0);
+	CHECK(b - a <= 5); /* a spinning loop uses a whole second: 100 ticks */
+	pid_t k = spawn_files(t, "kpeer discard", NULL, NULL, P(t, "kpeer.err"),
+			      (const char *const[]){kpeer_bin(), "--timeout", "30", "--no-shut",
+						    "connect", TERN_IP, "9", NULL});
+	WAIT_KERNEL_STATE(t, "ESTAB");
+	sleep_ms(300);
+	a = cpu_ticks(serve);
+	sleep_ms(1000);
+	b = cpu_ticks(serve);
+	CHECK(b - a <= 5);
+	STOP_SERVE(t, serve, "tern serve: 1 connections, 0 bytes in, 0 bytes out; 0 reset, "
+			     "0 timed out");
+	CHECK_EQ(WAIT_PROC(t, k, 10000), 0);
+}
+IT(interop_serve_idle_sleeps_no_sweep, 60) { check_serve_sleeps(t, "0"); }
+IT(interop_serve_idle_sleeps, 60) { check_serve_sleeps(t, "60"); }
+
 /* ---- HTTP with curl ---- */
 
 struct www {

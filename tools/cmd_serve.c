@@ -702,7 +702,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	uint64_t now = s.now = tern_tun_clock();
 	uint64_t next_stats = stats_s ? now + (uint64_t)stats_s * 1000000u : UINT64_MAX;
-	uint64_t next_sweep = now + 1000000u, deadline = UINT64_MAX;
+	/* With --idle 0 there is nothing to sweep: no wake-up for it at all. */
+	uint64_t next_sweep = s.idle_s ? now + 1000000u : UINT64_MAX, deadline = UINT64_MAX;
 	bool draining = false;
 	struct tern_event ev[256];
 	for (;;) {
@@ -776,7 +777,7 @@ int cmd_serve(int argc, char **argv)
 				break;
 			}
 		}
-		if (now >= next_sweep && s.idle_s) {
+		if (now >= next_sweep) {
 			for (size_t fd = 0; fd < s.capconns; fd++) {
 				struct conn *c = s.conns[fd];
 				if (c && !c->in_response && now - c->last_active > s.idle_s * 1000000ull)
