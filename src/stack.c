@@ -178,7 +178,12 @@ void stack_trace(struct tern_stack *st, struct tern_trace *ev)
 	if (!st->trace)
 		return;
 	ev->t_us = st->now_us;
+	/* A SEND or ICMP event comes while its headers wait in txbuf for ip_output; a hook that
+	 * sends (a UDP datagram, a segment on another connection) builds its own headers there. */
+	uint8_t hdr[sizeof(st->txbuf)];
+	memcpy(hdr, st->txbuf, sizeof(hdr));
 	st->trace(st->trace_user, ev);
+	memcpy(st->txbuf, hdr, sizeof(hdr));
 }
 
 static void clock_to(struct tern_stack *st, uint64_t now_us)

@@ -521,6 +521,78 @@ TEST(burst_udp_sendto_flushes_before_returning)
 	tern_stack_free(st);
 }
 
+/* A hook that answers every TCP segment tern sends on port 80 with a UDP datagram. */
+struct udp_echo_hook {
+	struct tern_stack *st;
+	int ufd;
+	unsigned sent;
+};
+
+static void udp_on_send(void *user, const struct tern_trace *ev)
+{
+	struct udp_echo_hook *u = user;
+	if (ev->kind != TERN_TRACE_SEND || ev->u.seg.sport != 80)
+		return;
+	struct tern_sockaddr to = {PEER, 9999};
+	if (tern_sendto(u->st, u->ufd, pattern + 7, 33, 0, &to) == 33)
+		u->sent++;
+}
+
+TEST(burst_udp_from_send_trace_keeps_segment_intact)
+{
+	/* The SEND event comes while the segment's headers wait in the stack's scratch buffer;
+	 * a datagram sent by the hook builds its headers in the same place. Each TCP segment
+	 * must still leave as traced (right ports, flags and checksum), after its datagram. */
+	static struct blink b;
+	struct tern_stack *st = new_stack(&b, NULL, 1);
+	int ufd = tern_socket(st, TERN_SOCK_DGRAM);
+	REQUIRE(ufd >= 0);
+	struct tern_sockaddr me = {0, 5353};
+	REQUIRE_EQ(tern_bind(st, ufd, &me), 0);
+	struct udp_echo_hook u = {st, ufd, 0};
+	tern_stack_set_trace(st, udp_on_send, &u);
+	struct conn c;
+	memset(&c, 0, sizeof(c));
+	c.sport = 40000;
+	c.irs = 9000;
+	seg_in(st, &c, TERN_TH_SYN, c.irs, 0, NULL, 0);
+	REQUIRE_EQ(b.n, 2);
+	CHECK_EQ(u.sent, 1);
+	struct tern_ip4 ip;
+	REQUIRE_EQ(tern_ip4_parse(b.pkt[0], b.len[0], &ip), TERN_IP4_OK);
+	CHECK_EQ(ip.proto, 17);
+	CHECK_EQ(b.len[0], 20 + 8 + 33);
+	CHECK_MEM(b.pkt[0] + 28, pattern + 7, 33);
+	struct tern_tcp_seg synack = parse(&b, 1); /* parse checks the checksum */
+	CHECK_EQ(synack.h.flags, TERN_TH_SYN | TERN_TH_ACK);
+	CHECK_EQ(synack.h.sport, 80);
+	CHECK_EQ(synack.h.dport, 40000);
+	CHECK_EQ(synack.h.ack, c.irs + 1);
+	CHECK_EQ(synack.h.opts.mss, MSS);
+	c.iss = synack.h.seq;
+	c.nxt = c.irs + 1;
+	seg_in(st, &c, TERN_TH_ACK, c.nxt, c.iss + 1, NULL, 0);
+	c.fd = tern_accept(st, b.lfd, NULL);
+	REQUIRE(c.fd >= 0);
+	c.scan = b.n;
+	/* Three data segments in one burst, each after its datagram, each intact. */
+	CHECK_EQ(tern_send(st, c.fd, pattern, 3 * MSS, 0), 3 * MSS);
+	CHECK_EQ(u.sent, 4);
+	REQUIRE_EQ(b.n, 2 + 6);
+	for (unsigned i = 2; i < b.n; i += 2) {
+		REQUIRE_EQ(tern_ip4_parse(b.pkt[i], b.len[i], &ip), TERN_IP4_OK);
+		CHECK_EQ(ip.proto, 17);
+		struct tern_tcp_seg d = parse(&b, i + 1);
+		CHECK_EQ(d.h.sport, 80);
+		CHECK_EQ(d.h.seq, c.iss + 1 + (i - 2) / 2 * MSS);
+		CHECK_EQ(d.h.len, MSS);
+	}
+	CHECK_EQ(drain(&b, &c), 3);
+	CHECK_EQ(c.got, 3 * MSS);
+	CHECK_EQ(b.mismatches, 0);
+	tern_stack_free(st);
+}
+
 TEST(burst_link_without_flush_unchanged)
 {
 	/* No flush: the link copies at transmit, as before; the same ten segments, intact. */

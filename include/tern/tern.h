@@ -336,7 +336,10 @@ uint64_t tern_stack_now(const struct tern_stack *st);
 const struct tern_settings *tern_stack_settings(const struct tern_stack *st);
 const struct tern_stats *tern_stack_stats(const struct tern_stack *st);
 
-/* Install a trace hook (NULL to remove). Called synchronously from inside the stack. */
+/* Install a trace hook (NULL to remove). Called synchronously from inside the stack, so it
+ * sees each event as it happens. The hook may read anything (socket info, counters) and may
+ * send on other sockets, UDP or TCP; it must not close, abort, shut down or send on the
+ * connection the event is about, nor call tern_stack_input, _input_batch, _poll or _free. */
 void tern_stack_set_trace(struct tern_stack *st, tern_trace_fn fn, void *user);
 
 /* ------------------------------------------------------------------------------------------ */
