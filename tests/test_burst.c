@@ -593,6 +593,58 @@ TEST(burst_udp_from_send_trace_keeps_segment_intact)
 	tern_stack_free(st);
 }
 
+/* A hook that sends 100 more bytes of the pattern on connection `other` for each data
+ * segment tern sends on connection `on` (port `on_port`). */
+struct tcp_hook {
+	struct tern_stack *st;
+	int other;
+	uint16_t on_port;
+	uint32_t sent;
+};
+
+static void tcp_on_send(void *user, const struct tern_trace *ev)
+{
+	struct tcp_hook *u = user;
+	if (ev->kind != TERN_TRACE_SEND || ev->u.seg.dport != u->on_port || !ev->u.seg.len)
+		return;
+	long n = tern_send(u->st, u->other, pattern + u->sent, 100, 0);
+	if (n > 0)
+		u->sent += (uint32_t)n;
+}
+
+TEST(burst_tcp_from_send_trace_keeps_segment_intact)
+{
+	/* The same with a segment on another connection sent from the hook, in the middle of
+	 * the first connection's burst: both streams arrive whole and in order. */
+	static struct blink b;
+	struct tern_stack *st = new_stack(&b, NULL, 1);
+	struct conn a, o;
+	open_conn(st, &b, &a, 40000);
+	open_conn(st, &b, &o, 40001);
+	a.scan = o.scan = b.n;
+	int one = 1; /* each 100 bytes its own segment at once, not held by Nagle */
+	REQUIRE_EQ(tern_setsockopt(st, o.fd, TERN_IPPROTO_TCP, TERN_TCP_NODELAY, &one,
+				   sizeof(one)), 0);
+	struct tcp_hook u = {st, o.fd, 40000, 0};
+	tern_stack_set_trace(st, tcp_on_send, &u);
+	CHECK_EQ(tern_send(st, a.fd, pattern, 3 * MSS, 0), 3 * MSS);
+	CHECK_EQ(u.sent, 300);
+	REQUIRE_EQ(b.n, o.scan + 6);
+	for (unsigned i = o.scan; i < b.n; i += 2) {
+		struct tern_tcp_seg x = parse(&b, i), y = parse(&b, i + 1);
+		CHECK_EQ(x.h.dport, 40001);
+		CHECK_EQ(x.h.len, 100);
+		CHECK_EQ(y.h.dport, 40000);
+		CHECK_EQ(y.h.len, MSS);
+	}
+	CHECK_EQ(drain(&b, &a), 3);
+	CHECK_EQ(a.got, 3 * MSS);
+	CHECK_EQ(drain(&b, &o), 3);
+	CHECK_EQ(o.got, 300);
+	CHECK_EQ(b.mismatches, 0);
+	tern_stack_free(st);
+}
+
 TEST(burst_link_without_flush_unchanged)
 {
 	/* No flush: the link copies at transmit, as before; the same ten segments, intact. */
