@@ -21,7 +21,8 @@
  *
  * Each seed runs in a child process, so a crash or a leak names its seed. A failure prints
  * "seed N"; TERN_SEED=N replays that one seed exactly; TERN_SOAK=N runs N seeds instead of the
- * default; TERN_SOAK_VERBOSE=1 prints a summary line per seed, TERN_SOAK_TRACE=1 every event.
+ * default (from TERN_SEED, when both are given); TERN_SOAK_VERBOSE=1 prints a summary line per
+ * seed, TERN_SOAK_TRACE=1 every event.
  */
 #include "test.h"
 #include "internal.h"
@@ -1174,7 +1175,8 @@ static void soak(bool reboot, unsigned def_seeds)
 {
 	const char *one = getenv("TERN_SEED");
 	uint64_t first = test_seed(1);
-	unsigned n = one && *one ? 1 : soak_count(def_seeds);
+	const char *many = getenv("TERN_SOAK");
+	unsigned n = soak_count(one && *one && !(many && *many) ? 1 : def_seeds);
 	bool nofork = getenv("TERN_TEST_NOFORK") != NULL;
 	unsigned failed = 0;
 	for (unsigned i = 0; i < n; i++) {
