@@ -1409,6 +1409,36 @@ static void check_serve_sleeps(struct it *t, const char *idle)
 IT(interop_serve_idle_sleeps_no_sweep, 60) { check_serve_sleeps(t, "0"); }
 IT(interop_serve_idle_sleeps, 60) { check_serve_sleeps(t, "60"); }
 
+/* A second tern on the prefix the first one's device already has: the kernel would route
+ * everything for it to the first device, so it refuses at once, naming that device, instead
+ * of starting and hearing nothing. A tern on a prefix of its own beside it works. */
+IT(interop_second_tern_same_prefix_refused, 60)
+{
+	pid_t serve = start_serve(t, (const char *const[]){"discard:9", NULL});
+	uint64_t t0 = now_ms();
+	pid_t two = spawn_files(t, "tern cat", NULL, NULL, P(t, "two.err"),
+				(const char *const[]){tern_bin(), "cat", "--addr", "10.7.0.5/24",
+						      KERNEL_IP, "9", NULL});
+	CHECK_EQ(WAIT_PROC(t, two, 10000), 1);
+	CHECK(now_ms() - t0 < 5000);
+	CHECK_FILE_HAS(P(t, "two.err"), "10.7.0.5 lies in 10.7.0.1/24 on tern0");
+	/* A wider prefix around the first one is refused too: tern's address is in it. */
+	pid_t wide = spawn_files(t, "tern cat", NULL, NULL, P(t, "wide.err"),
+				 (const char *const[]){tern_bin(), "cat", "--addr", "10.7.0.6/16",
+						       "10.7.0.1", "9", NULL});
+	CHECK_EQ(WAIT_PROC(t, wide, 10000), 1);
+	CHECK_FILE_HAS(P(t, "wide.err"), "lies in 10.7.0.1/24 on tern0");
+	/* Another prefix: the kernel's RST for port 9 there (nothing listens) proves the
+	 * path works. */
+	pid_t other = spawn_files(t, "tern cat", NULL, NULL, P(t, "other.err"),
+				  (const char *const[]){tern_bin(), "cat", "--addr", "10.8.0.2/24",
+							"10.8.0.1", "9", NULL});
+	CHECK_EQ(WAIT_PROC(t, other, 10000), 1);
+	CHECK_FILE_HAS(P(t, "other.err"), "connect to 10.8.0.1:9: connection refused");
+	STOP_SERVE(t, serve, "tern serve: 0 connections, 0 bytes in, 0 bytes out; 0 reset, "
+			     "0 timed out");
+}
+
 /* ---- HTTP with curl ---- */
 
 struct www {

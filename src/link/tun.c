@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -381,6 +382,45 @@ static void set_sin(struct sockaddr *sa, uint32_t addr)
 	memcpy(sa, &sin, sizeof(sin));
 }
 
+static uint32_t prefix_mask(unsigned plen) { return plen ? ~0u << (32 - plen) : 0; }
+
+/* Is tern's address already reached through another interface of this namespace, by a
+ * prefix at least as long as the link's? Then the kernel would route to tern through that
+ * one (longest match; between equals, the older route), and nothing would reach this
+ * device: most often a second tern started on the same prefix. 0, or -1 with err set. */
+static int check_route_free(const char *self, const struct tern_tun_config *cfg, unsigned plen,
+			    char *err, size_t errlen)
+{
+	struct ifaddrs *all;
+	if (getifaddrs(&all) < 0)
+		return 0; /* cannot tell: the kernel will have the last word */
+	int rc = 0;
+	for (struct ifaddrs *i = all; i && !rc; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !i->ifa_netmask ||
+		    !strcmp(i->ifa_name, self))
+			continue;
+		struct sockaddr_in a, m;
+		memcpy(&a, i->ifa_addr, sizeof(a));
+		memcpy(&m, i->ifa_netmask, sizeof(m));
+		uint32_t addr = ntohl(a.sin_addr.s_addr), mask = ntohl(m.sin_addr.s_addr);
+		if (mask < prefix_mask(plen) || (addr & mask) != (cfg->addr & mask))
+			continue;
+		unsigned other = 0;
+		while (other < 32 && (mask << other) & 0x80000000u)
+			other++;
+		errf(err, errlen,
+		     "%u.%u.%u.%u lies in %u.%u.%u.%u/%u on %s: the kernel would send tern's "
+		     "packets there, not to %s (another tern on the same prefix?); choose another "
+		     "--addr",
+		     cfg->addr >> 24, (cfg->addr >> 16) & 255, (cfg->addr >> 8) & 255,
+		     cfg->addr & 255, addr >> 24, (addr >> 16) & 255, (addr >> 8) & 255, addr & 255,
+		     other, i->ifa_name, self);
+		rc = -1;
+	}
+	freeifaddrs(all);
+	return rc;
+}
+
 /* Address, netmask, MTU and up on the kernel's side, the way `ip addr add` and `ip link set
  * up` would; then read back the MTU. */
 static int configure(struct tern_tun *t, const struct tern_tun_config *cfg, char *err,
@@ -400,6 +440,11 @@ static int configure(struct tern_tun *t, const struct tern_tun_config *cfg, char
 		what = "set the MTU of";
 		rc = if_ioctl(s, SIOCSIFMTU, &ifr, t->name);
 	}
+	if (cfg->host_addr &&
+	    check_route_free(t->name, cfg, cfg->prefix_len ? cfg->prefix_len : 24, err, errlen)) {
+		close(s);
+		return -1;
+	}
 	if (!rc && cfg->host_addr) {
 		/* tern speaks IPv4 only: keep the kernel from sending router solicitations and
 		 * neighbour discovery on the link (best effort; IPv6 may be off already). */
@@ -418,7 +463,7 @@ static int configure(struct tern_tun *t, const struct tern_tun_config *cfg, char
 		rc = if_ioctl(s, SIOCSIFADDR, &ifr, t->name);
 		if (!rc) {
 			memset(&ifr, 0, sizeof(ifr));
-			set_sin(&ifr.ifr_netmask, plen ? ~0u << (32 - plen) : 0);
+			set_sin(&ifr.ifr_netmask, prefix_mask(plen));
 			what = "set the netmask of";
 			rc = if_ioctl(s, SIOCSIFNETMASK, &ifr, t->name);
 		}
