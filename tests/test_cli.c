@@ -604,6 +604,25 @@ TEST(cli_sim_bad_usage)
 	cmd_free(&c);
 }
 
+/* tern serve's usage errors come before any device is opened, so they need no root. Each
+ * command also gives --host-addr equal to --addr, a usage error of its own found only when
+ * opening the device: should a check below stop working, the command still stops there
+ * (with the wrong message, failing the test) instead of configuring a device here. */
+#define SERVE_SAFE "serve --addr 10.7.0.2/24 --host-addr 10.7.0.2 "
+TEST(cli_serve_bad_usage)
+{
+	CHECK_USAGE_ERROR(SERVE_SAFE "bogus:80", "bogus:80");
+	CHECK_USAGE_ERROR(SERVE_SAFE "echo:7 discard:7", "two services on port 7");
+	CHECK_USAGE_ERROR(SERVE_SAFE "echo:0", "echo:0");
+	CHECK_USAGE_ERROR(SERVE_SAFE, NULL);
+	CHECK_USAGE_ERROR(SERVE_SAFE "echo", "--host-addr must differ from --addr");
+	CHECK_USAGE_ERROR("serve echo", "--addr A.B.C.D/NN is required");
+	CHECK_USAGE_ERROR(SERVE_SAFE "--dir /no/such/dir http",
+			  "--dir /no/such/dir: No such file or directory");
+	/* A file is not a directory to serve (it once started and answered 404 to all). */
+	CHECK_USAGE_ERROR(SERVE_SAFE "--dir /dev/null http", "--dir /dev/null: Not a directory");
+}
+
 TEST(cli_sim_bad_usage_after_a_good_set)
 {
 	/* The same errors after a valid --set. */

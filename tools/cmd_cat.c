@@ -416,8 +416,9 @@ int cmd_cat(int argc, char **argv)
 	struct cat c;
 	memset(&c, 0, sizeof(c));
 	c.o = &o;
-	if (net_open("tern cat", &o, &c.n) < 0)
-		return 1;
+	int opened = net_open("tern cat", &o, &c.n);
+	if (opened < 0)
+		return opened == -2 ? 2 : 1; /* usage errors exit 2, as the others do */
 	/* Standard output may be a pipe shared with nothing else: writes to it must not block
 	 * the stack, whose timers run in this thread. */
 	struct stat sb;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include "commands.h"
@@ -666,8 +667,13 @@ int cmd_serve(int argc, char **argv)
 				fprintf(stderr, "tern serve: two services on port %u\n", s.ls[i].port);
 				return 2;
 			}
-	if (!realpath(dir, s.root)) {
+	struct stat dst;
+	if (!realpath(dir, s.root) || stat(s.root, &dst) < 0) {
 		fprintf(stderr, "tern serve: --dir %s: %s\n", dir, strerror(errno));
+		return 2;
+	}
+	if (!S_ISDIR(dst.st_mode)) {
+		fprintf(stderr, "tern serve: --dir %s: %s\n", dir, strerror(ENOTDIR));
 		return 2;
 	}
 	chargen_init();
@@ -679,8 +685,9 @@ int cmd_serve(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
-	if (net_open("tern serve", &o, &s.n) < 0)
-		return 1;
+	int opened = net_open("tern serve", &o, &s.n);
+	if (opened < 0)
+		return opened == -2 ? 2 : 1; /* usage errors exit 2, as the others do */
 	int status = 0;
 	for (int i = 0; i < s.nls; i++) {
 		int fd = tern_socket(s.n.st, TERN_SOCK_STREAM);

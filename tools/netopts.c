@@ -221,7 +221,7 @@ int net_open(const char *cmd, struct net_opts *o, struct net *n)
 	if (!o->have_addr) {
 		fprintf(stderr, "%s: --addr A.B.C.D/NN is required (tern's address on the link)\n",
 			cmd);
-		return -1;
+		return -2;
 	}
 	/* A device tern creates needs the kernel's side configured to be of any use: unless
 	 * told otherwise, the kernel takes the first address of the prefix that is not tern's. */
@@ -233,7 +233,7 @@ int net_open(const char *cmd, struct net_opts *o, struct net *n)
 	}
 	if (o->tun.host_addr == o->tun.addr) {
 		fprintf(stderr, "%s: --host-addr must differ from --addr\n", cmd);
-		return -1;
+		return -2;
 	}
 	if (!o->have_seed) {
 		uint64_t r = 0;

@@ -30,7 +30,8 @@ void net_opts_init(struct net_opts *o);
 int net_opt(const char *cmd, int argc, char **argv, int *i, struct net_opts *o);
 /* The link options, for a usage text. */
 void net_opts_usage(FILE *f);
-/* Open the device and a stack on it; print a message naming cmd and return -1 on failure. */
+/* Open the device and a stack on it; print a message naming cmd and return -2 on a usage
+ * error (no --addr, say), -1 on any other failure. */
 int net_open(const char *cmd, struct net_opts *o, struct net *n);
 void net_close(struct net *n);
 
