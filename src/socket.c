@@ -260,7 +260,7 @@ static long send_room(struct tern_stack *st, struct tern_tcb *t)
 			t->sndq = r;
 		}
 	}
-	uint32_t cap = TERN_MIN(t->sndq->cap, tcb_sndbuf(st, t));
+	uint32_t cap = TERN_MIN(t->sndq->cap, want);
 	return cap > t->sndq->len ? cap - t->sndq->len : 0;
 }
 

@@ -388,8 +388,8 @@ static uint32_t prefix_mask(unsigned plen) { return plen ? ~0u << (32 - plen) : 
  * prefix at least as long as the link's? Then the kernel would route to tern through that
  * one (longest match; between equals, the older route), and nothing would reach this
  * device: most often a second tern started on the same prefix. 0, or -1 with err set. */
-static int check_route_free(const char *self, const struct tern_tun_config *cfg, unsigned plen,
-			    char *err, size_t errlen)
+static int check_route_free(const char *self, uint32_t tern_addr, unsigned plen, char *err,
+			    size_t errlen)
 {
 	struct ifaddrs *all;
 	if (getifaddrs(&all) < 0)
@@ -402,19 +402,17 @@ static int check_route_free(const char *self, const struct tern_tun_config *cfg,
 		struct sockaddr_in a, m;
 		memcpy(&a, i->ifa_addr, sizeof(a));
 		memcpy(&m, i->ifa_netmask, sizeof(m));
-		uint32_t addr = ntohl(a.sin_addr.s_addr), mask = ntohl(m.sin_addr.s_addr);
-		if (mask < prefix_mask(plen) || (addr & mask) != (cfg->addr & mask))
+		uint32_t mask = ntohl(m.sin_addr.s_addr);
+		if (mask < prefix_mask(plen) || ((ntohl(a.sin_addr.s_addr) ^ tern_addr) & mask))
 			continue;
-		unsigned other = 0;
-		while (other < 32 && (mask << other) & 0x80000000u)
-			other++;
+		char mine[INET_ADDRSTRLEN], theirs[INET_ADDRSTRLEN];
+		struct in_addr ta = {htonl(tern_addr)};
+		inet_ntop(AF_INET, &ta, mine, sizeof(mine));
+		inet_ntop(AF_INET, &a.sin_addr, theirs, sizeof(theirs));
 		errf(err, errlen,
-		     "%u.%u.%u.%u lies in %u.%u.%u.%u/%u on %s: the kernel would send tern's "
-		     "packets there, not to %s (another tern on the same prefix?); choose another "
-		     "--addr",
-		     cfg->addr >> 24, (cfg->addr >> 16) & 255, (cfg->addr >> 8) & 255,
-		     cfg->addr & 255, addr >> 24, (addr >> 16) & 255, (addr >> 8) & 255, addr & 255,
-		     other, i->ifa_name, self);
+		     "%s lies in %s/%d on %s: the kernel would send tern's packets there, not to %s "
+		     "(another tern on the same prefix?); choose another --addr",
+		     mine, theirs, __builtin_popcount(mask), i->ifa_name, self);
 		rc = -1;
 	}
 	freeifaddrs(all);
@@ -426,6 +424,9 @@ static int check_route_free(const char *self, const struct tern_tun_config *cfg,
 static int configure(struct tern_tun *t, const struct tern_tun_config *cfg, char *err,
 		     size_t errlen)
 {
+	unsigned plen = cfg->prefix_len ? cfg->prefix_len : 24;
+	if (cfg->host_addr && check_route_free(t->name, cfg->addr, plen, err, errlen))
+		return -1;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0) {
 		errf(err, errlen, "socket(AF_INET): %s", strerror(errno));
@@ -440,11 +441,6 @@ static int configure(struct tern_tun *t, const struct tern_tun_config *cfg, char
 		what = "set the MTU of";
 		rc = if_ioctl(s, SIOCSIFMTU, &ifr, t->name);
 	}
-	if (cfg->host_addr &&
-	    check_route_free(t->name, cfg, cfg->prefix_len ? cfg->prefix_len : 24, err, errlen)) {
-		close(s);
-		return -1;
-	}
 	if (!rc && cfg->host_addr) {
 		/* tern speaks IPv4 only: keep the kernel from sending router solicitations and
 		 * neighbour discovery on the link (best effort; IPv6 may be off already). */
@@ -456,7 +452,6 @@ static int configure(struct tern_tun *t, const struct tern_tun_config *cfg, char
 			(void)w;
 			close(pf);
 		}
-		unsigned plen = cfg->prefix_len ? cfg->prefix_len : 24;
 		memset(&ifr, 0, sizeof(ifr));
 		set_sin(&ifr.ifr_addr, cfg->host_addr);
 		what = "give an address to";
